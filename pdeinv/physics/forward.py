@@ -1,0 +1,95 @@
+r"""Forward models: PDE problem (or surrogate) + observation + noise.
+
+.. math::  y = \mathcal{O}(\mathcal{F}(m)) + e, \qquad e \sim N(0, s^2 I)
+
+``fwd.solve(m)`` gives the state ``u = F(m)``, ``fwd.A(m)`` the noise-free
+observations, ``fwd(m, seed=...)`` noisy ones, and ``fwd.misfit(m, y)`` the
+negative log-likelihood :math:`\tfrac12\|(\mathcal{O}\mathcal{F}(m) - y)/s\|^2`
+per sample.  Every solver takes a ``ForwardModel``; a surrogate forward model
+(``pdeinv.surrogates.SurrogateForward``) has the same interface.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .._validation import check_finite
+
+
+def _same_grid(a, b) -> bool:
+    return a is b or (a is not None and b is not None and a.to_dict() == b.to_dict())
+
+
+class ForwardModel(nn.Module):
+    """``ForwardModel(problem, observation, noise=None)``.
+
+    ``problem``: an ``nn.Module`` with ``problem(m) -> u`` and a ``grid``
+    (the grid of ``m``; a ``state_grid`` attribute, if present, is the grid of
+    ``u``).  ``observation``: a linear ``Observation`` on the state grid.
+    ``noise``: e.g. ``GaussianNoise(relative=0.01)``; ``None`` means exact data
+    (the misfit then uses unit weights).
+    """
+
+    def __init__(self, problem: nn.Module, observation: nn.Module, noise: Optional[nn.Module] = None):
+        super().__init__()
+        self.problem, self.observation, self.noise = problem, observation, noise
+        sg = self.state_grid
+        og = getattr(observation, "grid", None)
+        if sg is not None and og is not None and not _same_grid(sg, og):
+            raise ValueError(
+                f"grid mismatch: the observation was built on {og.to_dict()} but the problem's state lives on "
+                f"{sg.to_dict()}; build the observation on the problem's grid"
+            )
+
+    @property
+    def grid(self):
+        """Grid of the unknown ``m``."""
+        return getattr(self.problem, "grid", None)
+
+    @property
+    def state_grid(self):
+        """Grid of the state ``u``."""
+        return getattr(self.problem, "state_grid", None) or self.grid
+
+    def solve(self, m: torch.Tensor) -> torch.Tensor:
+        """State ``u = F(m)``."""
+        return self.problem(m)
+
+    def A(self, m: torch.Tensor) -> torch.Tensor:
+        """Noise-free observations ``O(F(m))``."""
+        return self.observation(self.solve(m))
+
+    def forward(self, m: torch.Tensor, seed: Optional[int] = None,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Noisy observations (noise-free if the model has no noise)."""
+        y = self.A(m)
+        if self.noise is None:
+            return y
+        return self.noise(y, seed=seed, generator=generator)
+
+    def noise_std(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample noise std broadcastable to ``y`` (ones without a noise model)."""
+        if self.noise is None:
+            return torch.ones((y.shape[0],) + (1,) * (y.dim() - 1), dtype=y.dtype, device=y.device)
+        s = self.noise.std(y)
+        return torch.where(s > 0, s, torch.ones_like(s))  # exact data: unit weights
+
+    def check_observations(self, y: torch.Tensor) -> torch.Tensor:
+        """Raise a clear error if ``y`` does not fit this model's observation operator."""
+        check_finite(y, "observations y")
+        n_obs = getattr(self.observation, "n_obs", None)
+        if n_obs is not None and y.shape[-1] != n_obs:
+            raise ValueError(f"observations y have {y.shape[-1]} values in the last axis; the observation "
+                             f"operator produces {n_obs} (shape {tuple(y.shape)})")
+        return y
+
+    def misfit(self, m: torch.Tensor, y: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        r"""Per-sample data misfit :math:`\tfrac12\|(\mathcal{O}\mathcal{F}(m) - y)/s\|^2`, shape ``(B,)``.
+
+        Pass ``u`` (already computed state) to skip the solve.
+        """
+        pred = self.observation(u) if u is not None else self.A(m)
+        r = (pred - y) / self.noise_std(y)
+        return 0.5 * r.pow(2).flatten(1).sum(1)

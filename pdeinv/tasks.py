@@ -1,0 +1,102 @@
+"""Benchmark tasks: a PDE problem, the law of its unknown, and default settings.
+
+A :class:`Task` ties together what the CLI (``generate``, ``invert``, ``demo``,
+``benchmark``) and the benchmark harness need to know about a problem:
+
+* ``grid(res)`` -- the grid at a resolution;
+* ``problem(grid)`` -- the forward problem ``problem(m) -> u``;
+* ``sample_m(grid, n, seed)`` -- draws of the unknown from the task's law
+  (BENCHMARKS.md), ``(n, 1, *grid.shape)`` float64;
+* ``attrs`` -- PDE parameters and the law, written into dataset attrs.
+
+``TASKS`` is the registry (name -> Task); other modules register theirs with
+:func:`register_task`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+from .physics import Darcy, GaussianRandomField, Grid2D, Helmholtz, Poisson, threshold
+
+
+@dataclass
+class Task:
+    name: str
+    grid: Callable[[int], Any]
+    problem: Callable[..., torch.nn.Module]
+    sample_m: Callable[..., torch.Tensor]
+    m_name: str = "m"
+    u_name: str = "u"
+    attrs: Dict[str, Any] = field(default_factory=dict)
+    default_res: int = 64
+    map_options: Dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def make(self, res: Optional[int] = None, **problem_kwargs):
+        """``(grid, problem)`` at resolution ``res`` (default ``default_res``)."""
+        g = self.grid(res or self.default_res)
+        return g, self.problem(g, **problem_kwargs)
+
+
+TASKS: Dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; registered tasks: {sorted(TASKS)}") from None
+
+
+# ----------------------------------------------------------------------------- elliptic tasks
+DARCY_LAW = dict(alpha=2.0, tau=3.0, sigma=1.0, basis="cosine", low=3.0, high=12.0)
+GRF_SOURCE_LAW = dict(alpha=2.0, tau=3.0, sigma=1.0)
+
+
+def sample_darcy_coefficient(grid, n: int, seed: int = 0) -> torch.Tensor:
+    """a = 12 where mu >= 0 else 3, mu ~ N(0, (-Δ + 9I)^-2) (Neumann/cosine basis, as in the FNO data)."""
+    law = DARCY_LAW
+    prior = GaussianRandomField(grid, alpha=law["alpha"], tau=law["tau"], sigma=law["sigma"], basis=law["basis"])
+    return threshold(prior.sample(n, seed=seed), low=law["low"], high=law["high"])
+
+
+def _sample_grf(basis: str):
+    def sample(grid, n: int, seed: int = 0) -> torch.Tensor:
+        prior = GaussianRandomField(grid, basis=basis, **GRF_SOURCE_LAW)
+        return prior.sample(n, seed=seed)
+    return sample
+
+
+register_task(Task(
+    name="darcy", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Darcy(g, f=1.0, g=0.0, **kw),
+    sample_m=sample_darcy_coefficient, m_name="a", u_name="pressure",
+    attrs={"equation": "-div(a grad u) = f, u = g on boundary", "f": 1.0, "g": 0.0,
+           "law": "a = 12 where mu >= 0 else 3; mu ~ N(0, (-Lap + 9 I)^-2), cosine basis"},
+    map_options=dict(prior="tv", bounds=(3.0, 12.0)),
+    description="Darcy flow, binary permeability {3, 12}",
+))
+register_task(Task(
+    name="poisson", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Poisson(g, g=0.0, **kw),
+    sample_m=_sample_grf("cosine"), m_name="f", u_name="u",
+    attrs={"equation": "Lap u = f, u = 0 on boundary", "law": "f ~ N(0, (-Lap + 9 I)^-2), cosine basis"},
+    map_options=dict(prior="grf"),
+    description="Poisson equation, GRF source",
+))
+register_task(Task(
+    name="helmholtz", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Helmholtz(g, k=1.0, g=0.0, **kw),
+    sample_m=_sample_grf("sine"), m_name="f", u_name="u",
+    attrs={"equation": "Lap u + k^2 u = f, k = 1, u = 0 on boundary",
+           "law": "f ~ N(0, (-Lap + 9 I)^-2), sine basis (zero on the boundary)", "k": 1.0},
+    map_options=dict(prior="grf"),
+    description="Helmholtz equation (k = 1), GRF source vanishing on the boundary",
+))
