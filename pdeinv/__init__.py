@@ -13,7 +13,7 @@ from .physics import (BoundaryTrace, ForwardModel, GaussianNoise, GaussianRandom
 
 __version__ = "0.1.0"
 
-_LAZY = {"solvers", "surrogates", "priors", "data", "plot", "cli"}
+_LAZY = {"solvers", "surrogates", "priors", "data", "plot", "cli", "tasks", "bench"}
 
 
 def __getattr__(name):

@@ -19,6 +19,7 @@ class Darcy(EllipticProblem):
 
     inputs = ("a", "f", "g")
     positive = ("a",)
+    operator_inputs = ("a",)
 
     def __init__(self, grid, a=None, f=1.0, g=0.0, unknown: str = "a", method: str = "auto", rtol=None):
         super().__init__(grid, unknown, method, rtol, a=a, f=f, g=g)

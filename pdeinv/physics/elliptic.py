@@ -154,7 +154,7 @@ class _CGSolver:
     def __init__(self, a: torch.Tensor, c: torch.Tensor, spacing, rtol: Optional[float] = None, maxiter: int = 5000):
         self.a, self.c, self.spacing = a, c, spacing
         dtype, device = a.dtype, a.device
-        self.rtol = rtol if rtol is not None else (1e-11 if dtype == torch.float64 else 1e-6)
+        self.rtol = rtol if rtol is not None else (1e-11 if dtype == torch.float64 else 1e-5)
         self.maxiter = maxiter
         nx, ny = a.shape[-2:]
         mx, my = nx - 2, ny - 2
@@ -182,28 +182,38 @@ class _CGSolver:
         return self.scale * (self.Sx @ t @ self.Sy.T)
 
     def solve(self, rhs: torch.Tensor, trans: str = "N") -> torch.Tensor:  # L_h is symmetric
+        """Batched PCG; converged samples are frozen so that round-off cannot spoil them."""
+        tiny = torch.finfo(rhs.dtype).tiny
         x = torch.zeros_like(rhs)
         r = rhs.clone()
         z = self.precond(r)
         p = z.clone()
         rz = (r * z).sum(dim=(-2, -1), keepdim=True)
-        bnorm = rhs.flatten(1).norm(dim=1).clamp_min(torch.finfo(rhs.dtype).tiny)
+        bnorm = rhs.flatten(1).norm(dim=1).clamp_min(tiny)
+        res = r.flatten(1).norm(dim=1) / bnorm
+        active = res > self.rtol
         for it in range(self.maxiter):
+            if not bool(active.any()):
+                log.debug("PCG converged in %d iterations (max rel. residual %.2e)", it, float(res.max()))
+                return x
+            act = active.reshape(-1, 1, 1, 1)
             Ap = self.apply(p)
-            alpha = rz / (p * Ap).sum(dim=(-2, -1), keepdim=True)
+            pAp = (p * Ap).sum(dim=(-2, -1), keepdim=True)
+            alpha = torch.where(act, rz / torch.where(act, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
             x = x + alpha * p
             r = r - alpha * Ap
-            res = r.flatten(1).norm(dim=1) / bnorm
-            if bool((res <= self.rtol).all()):
-                log.debug("PCG converged in %d iterations (max rel. residual %.2e)", it + 1, float(res.max()))
-                return x
+            res = torch.where(active, r.flatten(1).norm(dim=1) / bnorm, res)
+            if not bool(torch.isfinite(res).all()):
+                break
+            active = res > self.rtol
             z = self.precond(r)
             rz_new = (r * z).sum(dim=(-2, -1), keepdim=True)
-            p = z + (rz_new / rz) * p
-            rz = rz_new
+            beta = torch.where(act, rz_new / torch.where(act, rz, torch.ones_like(rz)).clamp_min(tiny), torch.zeros_like(rz))
+            p = torch.where(act, z + beta * p, p)
+            rz = torch.where(act, rz_new, rz)
         raise RuntimeError(f"PCG did not converge in {self.maxiter} iterations (relative residual "
-                           f"{float(res.max()):.2e} > {self.rtol:.1e}); the coefficient contrast may be extreme — "
-                           "try method='direct'")
+                           f"{float(res.max()):.2e} > {self.rtol:.1e}); the coefficient contrast may be extreme "
+                           "or the tolerance below the dtype's precision — try method='direct' or a larger rtol")
 
 
 def _make_solver(method: str, a, c, spacing, rtol=None):
@@ -219,9 +229,10 @@ class _EllipticSolve(torch.autograd.Function):
     """u = solution of L_h(a, c) u = f (interior), u = g (boundary); gradients by one adjoint solve."""
 
     @staticmethod
-    def forward(ctx, a, c, f, g, spacing, method, rtol):
-        a_b, c_b = torch.broadcast_tensors(a, c)[0], torch.broadcast_tensors(c, a)[0]
-        solver = _make_solver(method, a_b, c_b, spacing, rtol)
+    def forward(ctx, a, c, f, g, spacing, method, rtol, solver=None):
+        if solver is None:
+            a_b, c_b = torch.broadcast_tensors(a, c)[0], torch.broadcast_tensors(c, a)[0]
+            solver = _make_solver(method, a_b, c_b, spacing, rtol)
         gb = g.clone()
         gb[..., 1:-1, 1:-1] = 0
         B = max(a.shape[0], c.shape[0], f.shape[0], g.shape[0])
@@ -238,7 +249,7 @@ class _EllipticSolve(torch.autograd.Function):
         a, c, f, g, u = ctx.saved_tensors
         need = ctx.needs_input_grad[:4]
         if not any(need):
-            return (None,) * 7
+            return (None,) * 8
         lam = ctx.solver.solve(_interior(grad_u).contiguous(), trans="T")  # adjoint solve
         inputs = [t.detach().requires_grad_(n) for t, n in zip((a, c, f, g), need)]
         with torch.enable_grad():
@@ -258,7 +269,7 @@ class _EllipticSolve(torch.autograd.Function):
             out.append(torch.zeros_like(t) if gr is None else -gr)
         if need[3]:  # the boundary values of u are g itself
             out[3] = out[3] + _sum_to(grad_u * bmask, g.shape)
-        return (*out, None, None, None)
+        return (*out, None, None, None, None)
 
 
 def _sum_to(x: torch.Tensor, shape) -> torch.Tensor:
@@ -281,13 +292,17 @@ def _as_field(x, like: torch.Tensor, name: str) -> torch.Tensor:
     return torch.full((1, 1, *like.shape[-2:]), float(x), dtype=like.dtype, device=like.device)
 
 
-def solve_elliptic(grid: Grid2D, a, c, f, g, method: str = "auto", rtol: Optional[float] = None) -> torch.Tensor:
+def solve_elliptic(grid: Grid2D, a, c, f, g, method: str = "auto", rtol: Optional[float] = None,
+                   cache: Optional[dict] = None) -> torch.Tensor:
     r"""Solve :math:`-\nabla\cdot(a\nabla u) + c u = f`, :math:`u|_{\partial\Omega} = g` on ``grid``.
 
     ``a, c, f, g``: ``(B, 1, nx, ny)`` tensors (batch 1 broadcasts) or numbers;
     at least one must be a tensor to fix dtype and device (numbers alone give
     float64 on the CPU).  Returns ``u`` of shape ``(B, 1, nx, ny)``,
-    differentiable with respect to every tensor input.
+    differentiable with respect to every tensor input.  ``cache``: a dict in
+    which the factorisation / preconditioner of a fixed operator (``a`` and ``c``
+    numbers or tensors not requiring grad) is kept between calls, keyed by the
+    identity and version of ``a`` and ``c``.
     """
     if grid.bc != "dirichlet" or grid.ndim != 2:
         raise ValueError("elliptic problems need a 2-D grid with bc='dirichlet'")
@@ -309,7 +324,17 @@ def solve_elliptic(grid: Grid2D, a, c, f, g, method: str = "auto", rtol: Optiona
         raise ValueError(f"inconsistent batch sizes {sorted(batch)} among a, c, f, g")
     if method == "auto":
         method = "direct" if like.device.type == "cpu" else "cg"
-    return _EllipticSolve.apply(*fields, grid.spacing, method, rtol)
+    solver = None
+    if cache is not None and not (fields[0].requires_grad or fields[1].requires_grad):
+        key = (method, rtol, like.dtype, str(like.device),
+               *[(id(x), x._version) if torch.is_tensor(x) else float(x) for x in (a, c)])
+        solver = cache.get(key)
+        if solver is None:
+            a_b, c_b = torch.broadcast_tensors(fields[0], fields[1])
+            solver = _make_solver(method, a_b, c_b, grid.spacing, rtol)
+            cache.clear()          # keep one operator: memory stays bounded
+            cache[key] = solver
+    return _EllipticSolve.apply(*fields, grid.spacing, method, rtol, solver)
 
 
 # ---------------------------------------------------------------------------- problems
@@ -334,6 +359,7 @@ class EllipticProblem(torch.nn.Module):
         if method not in SOLVE_METHODS:
             raise ValueError(f"unknown solve method {method!r}; expected one of {SOLVE_METHODS}")
         self.grid, self.unknown, self.method, self.rtol = grid, unknown, method, rtol
+        self._cache = {}   # factorisation of a fixed operator, reused across calls (see solve_elliptic)
         self._fixed, self._fixed_tensors = {}, set()
         for k, v in fixed.items():
             if torch.is_tensor(v):
@@ -377,12 +403,19 @@ class EllipticProblem(torch.nn.Module):
     def coefficients(self, **vals):  # pragma: no cover - interface
         raise NotImplementedError
 
+    operator_inputs: tuple = ()   # inputs that change the operator (a, c) rather than the right-hand side
+
+    def _operator_fixed(self, given) -> bool:
+        """True if the operator comes from fixed values only, so its factorisation can be reused."""
+        return not any(given.get(k) is not None for k in self.operator_inputs)
+
     def solve(self, **vals) -> torch.Tensor:
         """Solve with explicit inputs (overriding the fixed ones)."""
+        cache = self._cache if self._operator_fixed(vals) else None
         vals = self._inputs(None, **vals)
         self._check(vals)
         a, c, f, g = self.coefficients(**vals)
-        return solve_elliptic(self.grid, a, c, f, g, method=self.method, rtol=self.rtol)
+        return solve_elliptic(self.grid, a, c, f, g, method=self.method, rtol=self.rtol, cache=cache)
 
     def forward(self, m: torch.Tensor) -> torch.Tensor:
         """``u = F(m)`` with ``m`` = the unknown field ``(B, 1, nx, ny)``; returns ``(B, 1, nx, ny)``."""

@@ -21,6 +21,9 @@ class Helmholtz(EllipticProblem):
         super().__init__(grid, unknown, method, rtol, f=f, g=g)
         self.k = k
 
+    def _operator_fixed(self, given) -> bool:
+        return not torch.is_tensor(self.k)   # a tensor wavenumber builds a new operator every call
+
     def solve(self, k=None, **vals):
         """Solve with explicit inputs; ``k`` overrides the wavenumber."""
         old = self.k

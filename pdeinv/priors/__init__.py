@@ -1,2 +1,9 @@
 """Priors for MAP and sampling: Gaussian random field (``gaussian``), smoothed total
-variation (``tv``), H¹ Tikhonov, and diffusion priors (``priors.diffusion``)."""
+variation and H¹ Tikhonov (``tv``), and diffusion priors (``priors.diffusion``).
+
+Every prior exposes ``log_prob(m) -> (B,)`` (unnormalised).
+"""
+from .gaussian import grf_prior
+from .tv import H1Prior, TotalVariation
+
+__all__ = ["grf_prior", "TotalVariation", "H1Prior"]
