@@ -25,7 +25,8 @@ forward map.
 
 ``sigma`` multiplies the square root of the eigenvalues, as in the FNO data
 generators: the Navier--Stokes law of BENCHMARKS.md is ``tau=7, alpha=2.5,
-sigma=7**1.5``; the Burgers law ``tau=5, alpha=2, sigma=625`` (1-D).
+sigma=7**1.5``; the Burgers law ``tau=5, alpha=2, sigma=25`` (1-D; BENCHMARKS.md
+writes the covariance factor 625 = 25²).
 """
 from __future__ import annotations
 

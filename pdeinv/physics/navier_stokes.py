@@ -1,0 +1,360 @@
+r"""2-D incompressible Navier--Stokes in vorticity form on the periodic unit square.
+
+.. math::
+    \partial_t w + \mathbf u\cdot\nabla w = \nu\Delta w + f, \qquad
+    \mathbf u = (\partial_y\psi, -\partial_x\psi), \qquad -\Delta\psi = w,
+
+for the vorticity :math:`w(x, y, t)` on :math:`[0, L]^2` (periodic), viscosity
+:math:`\nu` and a steady forcing :math:`f(x, y)`.  Units are nondimensional.
+The BENCHMARKS.md ``ns`` task (the FNO / DiffusionPDE data) uses
+:math:`\nu = 10^{-3}`, :math:`f = 0.1(\sin 2\pi(x+y) + \cos 2\pi(x+y))`,
+:math:`w_0 \sim N(0, 7^{1.5}(-\Delta+49I)^{-2.5})` and :math:`T = 1`.
+
+Discretisation (pseudo-spectral, :func:`torch.fft.rfft2`):
+
+* derivatives and the Poisson solve exactly in Fourier space
+  (:math:`\hat\psi = \hat w/|k|^2`, :math:`\hat\psi_0 = 0`);
+* the advection term :math:`N(w) = -\mathbf u\cdot\nabla w` is formed in
+  physical space from 2/3-truncated fields and truncated again (Orszag's 2/3
+  rule: modes with :math:`|k_x|` or :math:`|k_y| > (n-1)/3` are dropped), so
+  it is alias-free; its mean mode is set to zero (the exact value, since
+  :math:`\mathbf u\cdot\nabla w = \nabla\cdot(\mathbf u w)`);
+* time stepping: Crank--Nicolson for :math:`\nu\Delta w`, Heun
+  (explicit trapezoid) for :math:`N(w) + f` -- an IMEX scheme of second order:
+
+.. math::
+    w^* &= \frac{(1 - a)\hat w^n + \Delta t\,(\hat N^n + \hat f)}{1 + a}, \qquad a = \tfrac12\Delta t\,\nu|k|^2, \\
+    \hat w^{n+1} &= \frac{(1 - a)\hat w^n + \tfrac{\Delta t}{2}(\hat N^n + \hat N(w^*) + 2\hat f)}{1 + a}.
+
+The explicit advection needs :math:`\Delta t\,\max|\mathbf u|\,k_{\max} \lesssim 1`
+(:math:`k_{\max} = 2\pi (n-1)/3`); the default ``dt = 1e-3`` is far inside
+that for the benchmark law up to 256²; ``dt = 5e-3`` keeps w(T) within about
+1e-4 relative of the fine-step answer at 64² (see docs/time_dependent.md).
+
+Everything is a chain of torch operations, so gradients with respect to the
+initial vorticity, the forcing field, its amplitude and the viscosity (a
+tensor, one per sample) come from autograd; ``checkpoint=`` bounds the memory
+of long rollouts (see :mod:`pdeinv.physics.time_stepping`).
+
+Output layout: ``record_times`` a number ``T`` gives ``w(T)`` as
+``(B, 1, n, n)``; a sequence of times gives the trajectory
+``(B, T, 1, n, n)`` (the initial field is not included).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from .._validation import check_field, check_finite
+from .grid import Grid2D
+from .time_stepping import ParameterSpace, parse_record_times, rollout, scalar_per_sample, schedule
+
+log = logging.getLogger(__name__)
+
+FORCINGS = ("fno", "none")
+COURANT_MAX = 1.0
+
+
+def fno_forcing(grid: Grid2D, dtype=torch.float64, device=None) -> torch.Tensor:
+    r"""The benchmark forcing :math:`0.1(\sin 2\pi(x+y) + \cos 2\pi(x+y))`, ``(1, 1, n, n)``."""
+    X, Y = grid.mesh(dtype=dtype, device=device)
+    s = 2 * math.pi * (X + Y)
+    return (0.1 * (torch.sin(s) + torch.cos(s)))[None, None]
+
+
+class SpectralOps2D:
+    """Wavenumbers, Laplacian symbol and 2/3 de-aliasing mask for ``rfft2`` on a periodic grid."""
+
+    def __init__(self, grid: Grid2D, dtype, device):
+        nx, ny = grid.shape
+        Lx, Ly = grid.length
+        rdtype = torch.empty(0, dtype=dtype).real.dtype
+        kx = torch.fft.fftfreq(nx, d=1.0 / nx, dtype=rdtype, device=device)      # integers
+        ky = torch.fft.rfftfreq(ny, d=1.0 / ny, dtype=rdtype, device=device)
+        self.kx = (2 * math.pi / Lx) * kx[:, None]                                  # (nx, 1)
+        self.ky = (2 * math.pi / Ly) * ky[None, :]                                  # (1, ny//2+1)
+        self.lap = self.kx ** 2 + self.ky ** 2                                      # |k|^2 = symbol of -Δ
+        inv = torch.where(self.lap > 0, 1.0 / torch.where(self.lap > 0, self.lap, torch.ones_like(self.lap)),
+                          torch.zeros_like(self.lap))
+        self.inv_lap = inv
+        keep = (kx.abs()[:, None] <= (nx - 1) // 3) & (ky.abs()[None, :] <= (ny - 1) // 3)
+        self.mask = keep.to(rdtype)
+        self.mask_nl = self.mask.clone()
+        self.mask_nl[0, 0] = 0.0                                                    # mean of u·∇w is zero
+        self.shape = (nx, ny)
+
+    def to_physical(self, w_h: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft2(w_h, s=self.shape)
+
+    def velocity(self, w_h: torch.Tensor):
+        """Velocity ``(u, v)`` in physical space from the vorticity's Fourier coefficients."""
+        psi = w_h * self.inv_lap
+        return self.to_physical(1j * self.ky * psi), self.to_physical(-1j * self.kx * psi)
+
+    def advection(self, w_h: torch.Tensor) -> torch.Tensor:
+        r"""De-aliased :math:`-\widehat{\mathbf u\cdot\nabla w}` (Fourier coefficients)."""
+        wd = w_h * self.mask
+        u, v = self.velocity(wd)
+        wx = self.to_physical(1j * self.kx * wd)
+        wy = self.to_physical(1j * self.ky * wd)
+        return -torch.fft.rfft2(u * wx + v * wy) * self.mask_nl
+
+
+def _as_param(value, name: str, grid: Grid2D, kind: str):
+    """Fixed inputs: numbers stay numbers, tensors are checked."""
+    if value is None:
+        return None
+    if torch.is_tensor(value):
+        check_finite(value, name)
+        if kind == "field":
+            if value.dim() != 4 or tuple(value.shape[2:]) != tuple(grid.shape) or value.shape[1] != 1:
+                raise ValueError(f"{name} has shape {tuple(value.shape)}; expected (1|B, 1, {grid.shape[0]}, "
+                                 f"{grid.shape[1]}) on the problem's grid")
+        return value
+    return float(value)
+
+
+class NavierStokes2D(nn.Module):
+    r"""``NavierStokes2D(grid, nu=1e-3, forcing="fno", record_times=1.0, dt=1e-3, unknown="w0")``.
+
+    ``problem(m) -> w`` integrates the vorticity equation (module docstring).
+
+    Parameters
+    ----------
+    grid : periodic :class:`Grid2D` (``bc="periodic"``).
+    nu : viscosity :math:`\nu > 0` (number or tensor ``(B,)``/``(1,)``), used unless it is the unknown.
+    forcing : ``"fno"`` (the benchmark forcing), ``"none"``/``None``/``0``, a number (constant, which
+        changes the mean vorticity linearly in time) or a field ``(1|B, 1, n, n)``.
+    amplitude : factor multiplying the forcing (default 1).
+    w0 : initial vorticity ``(1|B, 1, n, n)`` when it is not the unknown.
+    record_times : a number ``T`` (output ``w(T)``, ``(B, 1, n, n)``) or an increasing sequence of
+        times (output ``(B, T, 1, n, n)``).
+    dt : largest time step; each interval between record times is cut into equal steps <= dt.
+    unknown : what ``m`` is: ``"w0"`` (``(B, 1, n, n)``), ``"forcing"`` (``(B, 1, n, n)``),
+        ``"viscosity"`` (``(B,)`` or ``(B, 1)``, > 0) or ``"amplitude"`` (forcing amplitude, ``(B,)``/``(B, 1)``).
+    checkpoint : ``None`` (keep every step for backward), an int (steps per checkpointed block) or
+        ``"sqrt"``.
+    verbose : tqdm progress bar over time steps.
+    """
+
+    inputs = ("w0", "forcing", "viscosity", "amplitude")
+
+    def __init__(self, grid: Grid2D, nu=1e-3, forcing: Union[str, float, torch.Tensor, None] = "fno",
+                 record_times: Union[float, Sequence[float]] = 1.0, dt: float = 1e-3, unknown: str = "w0",
+                 w0: Optional[torch.Tensor] = None, amplitude=1.0, checkpoint=None, verbose: bool = False):
+        super().__init__()
+        if not isinstance(grid, Grid2D) or grid.bc != "periodic":
+            raise ValueError("NavierStokes2D needs a periodic Grid2D (Grid2D(n, bc='periodic'))")
+        if unknown not in self.inputs:
+            raise ValueError(f"unknown={unknown!r} is not an input of NavierStokes2D; expected one of {self.inputs}")
+        self.state_grid, self.unknown = grid, unknown
+        # grid of the unknown m (a ParameterSpace for scalar unknowns); the state lives on state_grid
+        self.grid = grid if unknown in ("w0", "forcing") else ParameterSpace(1, unknown)
+        self.times, self.single = parse_record_times(record_times)
+        self.plan = schedule(self.times, dt)
+        self.dt, self.checkpoint, self.verbose = float(dt), checkpoint, verbose
+        if isinstance(forcing, str):
+            if forcing not in FORCINGS:
+                raise ValueError(f"unknown forcing {forcing!r}; expected one of {FORCINGS}, a number or a field")
+            forcing = fno_forcing(grid) if forcing == "fno" else None
+        self.forcing = _as_param(forcing, "forcing", grid, "field")
+        if isinstance(self.forcing, float) and self.forcing == 0.0:
+            self.forcing = None
+        self.nu = self._check_scalar(nu, "viscosity nu", positive=True) if unknown != "viscosity" else None
+        self.amplitude = self._check_scalar(amplitude, "forcing amplitude") if unknown != "amplitude" else None
+        self.w0 = _as_param(w0, "initial vorticity w0", grid, "field")
+        if unknown == "amplitude" and self.forcing is None:
+            raise ValueError("unknown='amplitude' needs a forcing field (forcing='fno' or a tensor)")
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_scalar(v, name, positive=False):
+        if v is None:
+            raise ValueError(f"{name} is required")
+        if torch.is_tensor(v):
+            check_finite(v, name)
+            if positive and not bool((v > 0).all()):
+                raise ValueError(f"{name} must be > 0; got min {float(v.min()):g}")
+            return v
+        v = float(v)
+        if not math.isfinite(v) or (positive and not v > 0):
+            raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}; got {v}")
+        return v
+
+    @property
+    def n_steps(self) -> int:
+        return sum(n for n, _ in self.plan)
+
+    @property
+    def record_times(self):
+        return list(self.times)
+
+    def _per_sample(self, v, B, like, name):
+        """Scalar-per-sample input as a ``(B|1, 1, 1, 1)`` tensor (or a float)."""
+        if not torch.is_tensor(v):
+            return v
+        v = v.to(dtype=like.dtype, device=like.device).reshape(-1)
+        if v.numel() not in (1, B):
+            raise ValueError(f"{name} has {v.numel()} values; expected 1 or one per sample ({B})")
+        return v.reshape(-1, 1, 1, 1)
+
+    def _unpack(self, m: torch.Tensor):
+        w0, forcing, nu, amp = self.w0, self.forcing, self.nu, self.amplitude
+        if self.unknown in ("w0", "forcing"):
+            check_field(m, self.state_grid.shape, name=f"m ({self.unknown})", channels=1)
+            if self.unknown == "w0":
+                w0 = m
+            else:
+                forcing = m
+            like = m
+        else:
+            m = scalar_per_sample(m, f"m ({self.unknown})")
+            if self.unknown == "viscosity":
+                if not bool((m > 0).all()):
+                    raise ValueError(f"viscosity must be > 0; got min {float(m.min()):g}")
+                nu = m
+            else:
+                amp = m
+            like = m
+        if w0 is None:
+            raise ValueError("the initial vorticity w0 is not set (pass w0= to the problem or use unknown='w0')")
+        B = max(t.shape[0] for t in (m, w0) if torch.is_tensor(t) and t.dim() >= 1)
+        dtype = like.dtype if like.is_floating_point() else torch.float64
+        ref = torch.empty(0, dtype=dtype, device=like.device)
+        w0 = w0.to(ref)
+        if w0.shape[0] != B:
+            w0 = w0.expand(B, *w0.shape[1:])
+        if torch.is_tensor(forcing):
+            forcing = forcing.to(ref)
+        nu = self._per_sample(nu, B, ref, "viscosity")
+        amp = self._per_sample(amp, B, ref, "forcing amplitude")
+        return w0, forcing, nu, amp
+
+    # ------------------------------------------------------------------ solve
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        """Vorticity at the record times: ``(B, 1, n, n)`` (single time) or ``(B, T, 1, n, n)``."""
+        w0, forcing, nu, amp = self._unpack(m)
+        self.check_courant(w0)
+        return simulate(self.state_grid, w0, nu, forcing, amp, self.plan, checkpoint=self.checkpoint,
+                        single=self.single, verbose=self.verbose)
+
+    def courant(self, w: torch.Tensor) -> float:
+        r"""Courant number :math:`\Delta t\,\max|\mathbf u|\,k_{\max}` of the vorticity ``w`` with the largest step."""
+        ops = SpectralOps2D(self.state_grid, w.dtype, w.device)
+        u, v = ops.velocity(torch.fft.rfft2(w.detach()))
+        kmax = 2 * math.pi * max((n - 1) // 3 / L for n, L in zip(self.state_grid.shape, self.state_grid.length))
+        return max(d for _, d in self.plan) * float(torch.sqrt(u ** 2 + v ** 2).max()) * kmax
+
+    def check_courant(self, w0: torch.Tensor) -> None:
+        """Raise ``ValueError`` if the explicit advection step is unstable for ``w0`` (Courant number > 1)."""
+        cr = self.courant(w0)
+        if cr > COURANT_MAX:
+            raise ValueError(f"time step dt={self.dt:g} is too large for this initial vorticity: Courant number "
+                             f"dt*max|u|*k_max = {cr:.3g} > {COURANT_MAX}; reduce dt to <= {self.dt * COURANT_MAX / cr:.3g}")
+
+    def rhs(self, w: torch.Tensor, m: Optional[torch.Tensor] = None) -> torch.Tensor:
+        r"""Continuous right-hand side :math:`\partial_t w = -\mathbf u\cdot\nabla w + \nu\Delta w + f` (spectral)."""
+        if m is None:
+            if self.unknown != "w0":
+                raise ValueError(f"rhs needs m (the {self.unknown}) when it is the unknown")
+            m = w
+        w0, forcing, nu, amp = self._unpack(m)
+        ops = SpectralOps2D(self.state_grid, w.dtype, w.device)
+        w_h = torch.fft.rfft2(w)
+        out = ops.advection(w_h) - (nu * ops.lap) * w_h
+        if forcing is not None:
+            out = out + torch.fft.rfft2(amp * forcing)
+        return ops.to_physical(out)
+
+    def residual(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        r"""Trapezoidal residual of the vorticity equation between stored frames.
+
+        With frames :math:`w_0 = ` the initial vorticity and :math:`w_k = w(t_k)` (``u``),
+
+        .. math:: r_k = \frac{w_k - w_{k-1}}{t_k - t_{k-1}} - \tfrac12\big(R(w_{k-1}) + R(w_k)\big),
+                  \qquad R(w) = -\mathbf u\cdot\nabla w + \nu\Delta w + f,
+
+        in units of vorticity per time, ``(B, T, 1, n, n)`` (or ``(B, 1, n, n)`` for a single
+        record time).  It is :math:`O((t_k - t_{k-1})^2)` for the exact solution, so it is
+        meaningful for closely spaced frames (e.g. as a physics loss), not for one coarse step.
+        """
+        w0, forcing, nu, amp = self._unpack(m)
+        frames = u[:, None] if u.dim() == 4 else u
+        if frames.dim() != 5 or frames.shape[1] != len(self.times) or tuple(frames.shape[-2:]) != tuple(self.state_grid.shape):
+            raise ValueError(f"u has shape {tuple(u.shape)}; expected (B, {len(self.times)}, 1, *{self.state_grid.shape}) "
+                             "(or (B, 1, n, n) for one record time)")
+        ops = SpectralOps2D(self.state_grid, frames.dtype, frames.device)
+        f_h = torch.fft.rfft2(amp * forcing) if forcing is not None else 0.0
+
+        def R(w):
+            w_h = torch.fft.rfft2(w)
+            return ops.to_physical(ops.advection(w_h) - (nu * ops.lap) * w_h + f_h)
+
+        allw = torch.cat([w0[:, None], frames], 1)
+        t = torch.tensor([0.0] + self.times, dtype=frames.dtype, device=frames.device)
+        Rs = [R(allw[:, k]) for k in range(allw.shape[1])]
+        res = [(allw[:, k] - allw[:, k - 1]) / (t[k] - t[k - 1]) - 0.5 * (Rs[k] + Rs[k - 1])
+               for k in range(1, allw.shape[1])]
+        out = torch.stack(res, 1)
+        return out[:, 0] if u.dim() == 4 else out
+
+
+def simulate(grid: Grid2D, w0: torch.Tensor, nu, forcing=None, amplitude=1.0, plan=None, *, times=None,
+             dt: float = 1e-3, checkpoint=None, single: bool = False, verbose: bool = False) -> torch.Tensor:
+    r"""Integrate the vorticity equation from ``w0`` (``(B, 1, n, n)``); functional core of :class:`NavierStokes2D`.
+
+    ``nu``: number or ``(B|1, 1, 1, 1)`` tensor; ``forcing``: ``None`` or ``(1|B, 1, n, n)``;
+    ``plan`` from :func:`~pdeinv.physics.time_stepping.schedule` (or give ``times`` and ``dt``).
+    Returns ``(B, T, 1, n, n)``, or ``(B, 1, n, n)`` if ``single``.
+    """
+    if plan is None:
+        if times is None:
+            raise ValueError("give plan= or times=")
+        plan = schedule(list(times), dt)
+    ops = SpectralOps2D(grid, w0.dtype, w0.device)
+    if forcing is not None:
+        f_h = torch.fft.rfft2(amplitude * forcing)
+    else:
+        f_h = None
+    lap = ops.lap
+
+    def step(state, dt):
+        (w_h,) = state
+        a = (0.5 * dt) * nu * lap
+        num = 1.0 - a
+        den = 1.0 / (1.0 + a)
+        n0 = ops.advection(w_h)
+        if f_h is not None:
+            n0 = n0 + f_h
+        w1 = (num * w_h + dt * n0) * den
+        n1 = ops.advection(w1)
+        if f_h is not None:
+            n1 = n1 + f_h
+        return ((num * w_h + (0.5 * dt) * (n0 + n1)) * den,)
+
+    bar = None
+    if verbose:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=sum(n for n, _ in plan), desc="navier-stokes", unit="step", leave=False)
+    try:
+        outs = rollout(step, (torch.fft.rfft2(w0),), plan, lambda s: ops.to_physical(s[0]),
+                       checkpoint=checkpoint, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if single:
+        return outs[-1]
+    return torch.stack(outs, 1)
+
+
+def taylor_green(grid: Grid2D, t: float, nu: float, k: int = 1, amplitude: float = 1.0,
+                 dtype=torch.float64, device=None) -> torch.Tensor:
+    r"""Taylor--Green vorticity :math:`w = A\,2\kappa\cos(\kappa x)\cos(\kappa y)\,e^{-2\nu\kappa^2 t}`,
+    :math:`\kappa = 2\pi k/L`, an exact steady-shape solution of the unforced equations, ``(1, 1, n, n)``."""
+    X, Y = grid.mesh(dtype=dtype, device=device)
+    kap = 2 * math.pi * k / grid.length[0]
+    return (amplitude * 2 * kap * torch.cos(kap * X) * torch.cos(kap * Y) * math.exp(-2 * nu * kap ** 2 * t))[None, None]
