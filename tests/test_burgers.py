@@ -8,8 +8,6 @@ from pdeinv.checks import convergence_order, taylor_test
 from pdeinv.physics import GaussianRandomField, Grid1D, PointObservation
 from pdeinv.physics.burgers import Burgers1D
 
-# thousands of tiny FFTs: intra-op threads only add overhead (and contention on a shared 2-core machine)
-torch.set_num_threads(1)
 
 
 def cole_hopf(grid, t, nu, a=0.5):

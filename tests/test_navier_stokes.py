@@ -8,8 +8,6 @@ from pdeinv.checks import convergence_order, taylor_test
 from pdeinv.physics import GaussianRandomField, Grid2D, PointObservation
 from pdeinv.physics.navier_stokes import NavierStokes2D, SpectralOps2D, fno_forcing, taylor_green
 
-# thousands of tiny FFTs: intra-op threads only add overhead (and contention on a shared 2-core machine)
-torch.set_num_threads(1)
 
 NS_LAW = dict(alpha=2.5, tau=7.0, sigma=7 ** 1.5, zero_mean_mode=True)
 

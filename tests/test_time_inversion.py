@@ -15,7 +15,6 @@ from pdeinv.solvers.map import MAP
 from pdeinv.tasks import get_task
 from pdeinv.tasks_time import NS_LAW, LawPrior
 
-torch.set_num_threads(1)
 
 
 def test_w0_from_dense_noise_free_observations_of_w_at_small_T():

@@ -8,7 +8,6 @@ from pdeinv.checks import convergence_order, taylor_test
 from pdeinv.physics import Grid2D, PointObservation
 from pdeinv.physics.wave import Wave2D, energy, gaussian_pulse, ricker
 
-torch.set_num_threads(1)
 
 
 def standing_mode(grid, t, c):
