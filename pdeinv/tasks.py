@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
+from .priors.gaussian import LawPrior
 from .physics import Darcy, GaussianRandomField, Grid2D, Helmholtz, Poisson, threshold
 
 
@@ -93,7 +94,7 @@ register_task(Task(
     name="poisson", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Poisson(g, g=0.0, **kw),
     sample_m=_sample_grf("cosine"), m_name="f", u_name="u",
     attrs={"equation": "Lap u = f, u = 0 on boundary", "law": "f ~ N(0, (-Lap + 9 I)^-2), cosine basis, zero-mean mode dropped"},
-    map_options=dict(prior="grf"),
+    map_options=dict(prior=LawPrior(Grid2D, basis="cosine", zero_mean_mode=True, **GRF_SOURCE_LAW)),
     description="Poisson equation, GRF source",
 ))
 register_task(Task(
@@ -101,7 +102,7 @@ register_task(Task(
     sample_m=_sample_grf("sine"), m_name="f", u_name="u",
     attrs={"equation": "Lap u + k^2 u = f, k = 1, u = 0 on boundary",
            "law": "f ~ N(0, (-Lap + 9 I)^-2), sine basis (zero on the boundary)", "k": 1.0},
-    map_options=dict(prior="grf"),
+    map_options=dict(prior=LawPrior(Grid2D, basis="sine", **GRF_SOURCE_LAW)),
     description="Helmholtz equation (k = 1), GRF source vanishing on the boundary",
 ))
 from . import tasks_eit  # noqa: E402,F401  (registers "eit", "eit_inclusions")

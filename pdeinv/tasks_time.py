@@ -29,6 +29,7 @@ from typing import Dict, Tuple
 
 import torch
 
+from .priors.gaussian import LawPrior  # noqa: F401  (re-exported: tasks' MAP priors)
 from .physics import GaussianRandomField, Grid1D, Grid2D
 from .physics.burgers import Burgers1D
 from .physics.navier_stokes import NavierStokes2D
@@ -42,45 +43,6 @@ WAVE_BOUNDS = (1.0 / 3.0, 3.0)
 NS_LONG_TIMES = [float(k) for k in range(1, 21)]
 BURGERS_TIMES = [k / 32 for k in range(1, 33)]
 WAVE_TIMES = [0.1 * k for k in range(1, 11)]
-
-
-class LawPrior:
-    """GRF prior of a task's law on the grid of whatever ``m`` it is given (cached per resolution).
-
-    ``LawPrior(make_grid, **grf_kwargs).log_prob(m) -> (B,)``; an object with ``log_prob`` is what
-    :class:`pdeinv.solvers.map.MAP` takes as ``prior``.  ``transform`` (e.g. ``"log"``) applies the prior to
-    ``log m`` (for positive unknowns such as a wave speed).
-    """
-
-    def __init__(self, make_grid, transform: str = "identity", **grf_kwargs):
-        if transform not in ("identity", "log"):
-            raise ValueError(f"transform must be 'identity' or 'log'; got {transform!r}")
-        self.make_grid, self.transform, self.kwargs = make_grid, transform, grf_kwargs
-        self._cache: Dict[Tuple[int, ...], GaussianRandomField] = {}
-
-    def field(self, shape) -> GaussianRandomField:
-        shape = tuple(int(s) for s in shape)
-        if shape not in self._cache:
-            grid = self.make_grid(shape[0])
-            if tuple(grid.shape) != shape:
-                raise ValueError(f"the prior's grid for n={shape[0]} has shape {grid.shape}; m has {shape}")
-            self._cache[shape] = GaussianRandomField(grid, **self.kwargs)
-        return self._cache[shape]
-
-    def log_prob(self, m: torch.Tensor) -> torch.Tensor:
-        nd = self.make_grid(int(m.shape[-1])).ndim
-        x = torch.log(m) if self.transform == "log" else m
-        return self.field(m.shape[-nd:]).log_prob(x)
-
-    def sample(self, n: int = 1, shape=None, seed=None, generator=None, dtype=torch.float64, device=None):
-        x = self.field(shape).sample(n, seed=seed, generator=generator, dtype=dtype, device=device)
-        return torch.exp(x) if self.transform == "log" else x
-
-    def to(self, device):
-        return self
-
-    def __repr__(self) -> str:
-        return f"LawPrior({self.kwargs}, transform={self.transform!r})"
 
 
 def periodic_grid(res: int) -> Grid2D:

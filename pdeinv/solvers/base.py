@@ -24,6 +24,7 @@ class InverseResult:
     m : recovered unknown ``(B, C, *grid)`` (posterior mean for samplers).
     u : state of the recovered unknown (may be None).
     samples : posterior samples ``(S, B, C, *grid)`` or None.
+    u_samples : the states of those samples (joint samplers), ``(S, B, C, *state_grid)`` or None.
     history : dict of lists (loss, misfit, prior, time ...), one entry per iteration.
     info : free-form metadata (method, settings, wall time ...).
     grid : grid of ``m`` (for coordinates when saving).
@@ -32,6 +33,7 @@ class InverseResult:
     m: torch.Tensor
     u: Optional[torch.Tensor] = None
     samples: Optional[torch.Tensor] = None
+    u_samples: Optional[torch.Tensor] = None
     history: Dict[str, List[float]] = field(default_factory=dict)
     info: Dict[str, Any] = field(default_factory=dict)
     grid: Any = None

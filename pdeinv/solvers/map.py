@@ -93,8 +93,8 @@ class MAP(InverseSolver):
     Parameters
     ----------
     prior : ``None``, ``"tv"`` (smoothed total variation), ``"h1"``, ``"grf"``
-        (GRF of the BENCHMARKS law on the unknown's grid) or any object with
-        ``log_prob(m) -> (B,)``.
+        (GRF of the BENCHMARKS law on the unknown's grid), or any object with
+        ``log_prob(m) -> (B,)`` (e.g. ``pdeinv.priors.LawPrior``, a GRF law at any resolution).
     weight : prior weight ``w`` (a regularisation parameter for TV/H1; keep 1 for a GRF).
     bounds, positive : reparametrisation (see module docstring).
     m0 : initial guess ``(B|1, C, *grid)``; default: mid-range / 1 / 0.

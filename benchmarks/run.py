@@ -1,0 +1,27 @@
+"""Run the benchmark harness (``pdeinv benchmark``) from a checkout.
+
+    python benchmarks/run.py [--quick | --full] [any `pdeinv benchmark` option]
+
+``--quick`` (the default) runs ``--suite quick``: darcy, poisson and helmholtz,
+inverse and forward, at 64² with every method whose module is installed, in
+<= 30 minutes on 2 CPU cores; ``--full`` is the published-scale GPU suite.
+Results go to ``benchmarks/results/<task>-<mode>.json`` + ``.md`` and
+``benchmarks/results/README.md`` is regenerated.  See docs/benchmarks.md.
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pdeinv.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    argv = list(sys.argv[1:])
+    suite = "full" if "--full" in argv else "quick"
+    argv = [a for a in argv if a not in ("--quick", "--full")]
+    if "--suite" not in argv:
+        argv += ["--suite", suite]
+    if "--out" not in argv:
+        argv += ["--out", str(ROOT / "benchmarks" / "results")]
+    sys.exit(main(["benchmark", *argv]))

@@ -1,0 +1,408 @@
+r"""Denoisers :math:`D(x_\sigma, \sigma) \approx E[x_0 \mid x_\sigma]` for the EDM samplers.
+
+Every denoiser here is called as ``D.denoise(z, sigma)`` on *normalised*
+fields ``z`` ``(B, C, *spatial)`` with noise levels ``sigma`` (a number or
+``(B,)``), and exposes ``noise`` (the noise law of :mod:`.noise`) and
+``schedule`` (:class:`.edm.EDMSchedule`).
+
+* :class:`AnalyticGaussianDenoiser` -- exact for Gaussian data
+  :math:`x_0 \sim N(\mu, C)` in white or GRF noise :math:`N(0, \sigma^2 K)`:
+
+  .. math:: E[x_0 \mid x] = \mu + C (C + \sigma^2 K)^{-1} (x - \mu),
+
+  evaluated in :math:`O(N^2)` per call from one generalised eigendecomposition
+  :math:`K = LL^T`, :math:`L^{-1} C L^{-T} = V\Lambda V^T`:
+  :math:`C(C+\sigma^2K)^{-1} = C L^{-T} V (\Lambda+\sigma^2)^{-1} V^T L^{-1}`.
+  Used by the tests (the posterior of a GRF prior under linear observations is
+  itself Gaussian) and as the "fitted Gaussian" baseline of a trained model.
+* :class:`EDMDenoiser` -- a trained network with EDM preconditioning, a
+  normaliser and its noise law, saved/loaded through the Surrogate checkpoint
+  machinery.  ``arch="unet"``: pdeinv's own small U-Net (DiffusionPDE);
+  ``arch="uno"``: neuraloperator's U-shaped neural operator (FunDPS), which
+  runs at any resolution.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...surrogates.base import Surrogate
+from .edm import EDMSchedule, as_sigma
+from .noise import make_noise
+
+
+# =============================================================================== analytic
+class AnalyticGaussianDenoiser:
+    r"""Exact posterior-mean denoiser for Gaussian data.
+
+    Parameters
+    ----------
+    moments : either a pair ``(mean (C*N,), cov (C*N, C*N))`` for one fixed grid, or a
+        callable ``spatial -> (mean, cov)`` (e.g. a GRF law evaluated at any
+        resolution).  Vectors are channel-major flattenings of ``(C, *spatial)``.
+    noise : the diffusion noise (white or GRF), applied to each channel.
+    channels : number of channels ``C``.
+    schedule : an :class:`EDMSchedule` (its ``sigma_data`` is taken from the data
+        if not given).
+    jitter : relative diagonal added to ``K`` for the Cholesky factor.
+    """
+
+    def __init__(self, moments, noise=None, channels: int = 1, schedule: Optional[EDMSchedule] = None,
+                 jitter: float = 1e-10, normalize: bool = True):
+        self.noise = make_noise(noise)
+        self.channels = int(channels)
+        self._moments = moments
+        self._cache: Dict[Tuple[int, ...], tuple] = {}
+        self.jitter = float(jitter)
+        self.normalize = bool(normalize)
+        if schedule is None:
+            schedule = EDMSchedule()
+            if not callable(moments) and not normalize:
+                schedule.sigma_data = float(torch.as_tensor(moments[1]).diagonal().mean().sqrt())
+        self.schedule = schedule
+
+    @classmethod
+    def fit(cls, data: torch.Tensor, noise=None, ridge: float = 1e-6, **kw) -> "AnalyticGaussianDenoiser":
+        """The Gaussian with the empirical mean and covariance of ``data`` ``(N, C, *spatial)``."""
+        x = data.detach().to(torch.float64).flatten(1)
+        mu = x.mean(0)
+        xc = x - mu
+        cov = xc.T @ xc / max(x.shape[0] - 1, 1)
+        cov = cov + ridge * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
+        return cls((mu, cov), noise=noise, channels=data.shape[1], **kw)
+
+    def moments(self, spatial: Sequence[int]):
+        """``(mean, cov)`` on a grid of this spatial shape."""
+        spatial = tuple(int(s) for s in spatial)
+        if callable(self._moments):
+            return self._moments(spatial)
+        mu, cov = self._moments
+        n = self.channels * int(math.prod(spatial))
+        if mu.numel() != n:
+            raise ValueError(f"this analytic denoiser was built for {mu.numel()} values per sample; a field "
+                             f"(C={self.channels}, {spatial}) has {n}")
+        return torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(cov, dtype=torch.float64)
+
+    def _stats(self, spatial):
+        """Per-channel mean and std used to normalise (zeros/ones if ``normalize=False``)."""
+        mu, C = self.moments(spatial)
+        if not self.normalize:
+            return torch.zeros(self.channels, dtype=torch.float64), torch.ones(self.channels, dtype=torch.float64)
+        mu_c = mu.reshape(self.channels, -1).mean(1)
+        sd_c = C.diagonal().reshape(self.channels, -1).mean(1).sqrt()
+        return mu_c, sd_c
+
+    def channel_std(self, spatial) -> list:
+        """Physical scale of each channel (what one normalised unit is)."""
+        return [float(v) for v in self._stats(spatial)[1]]
+
+    def _factors(self, spatial):
+        spatial = tuple(int(s) for s in spatial)
+        if spatial not in self._cache:
+            mu, C = self.moments(spatial)
+            mc, sc = self._stats(spatial)
+            npix = int(math.prod(spatial))
+            d = sc.repeat_interleave(npix)
+            mu = (mu - mc.repeat_interleave(npix)) / d
+            C = C / d[:, None] / d[None, :]
+            Kc = self.noise.covariance(spatial, dtype=torch.float64)
+            K = torch.block_diag(*([Kc] * self.channels))
+            K = K + self.jitter * K.diagonal().mean() * torch.eye(K.shape[0], dtype=K.dtype)
+            L = torch.linalg.cholesky(K)
+            Linv = torch.linalg.solve_triangular(L, torch.eye(K.shape[0], dtype=K.dtype), upper=False)
+            M = Linv @ C @ Linv.T
+            lam, V = torch.linalg.eigh(0.5 * (M + M.T))
+            lam = lam.clamp_min(0)
+            W = C @ Linv.T @ V          # (N, N)
+            P = V.T @ Linv              # (N, N)
+            self._cache[spatial] = (mu, W, lam, P, mc, sc)
+        return self._cache[spatial]
+
+    def denoise(self, z: torch.Tensor, sigma) -> torch.Tensor:
+        """:math:`E[x_0 | x_\\sigma = z]` for normalised ``z`` ``(B, C, *spatial)`` (see :meth:`encode`)."""
+        if z.shape[1] != self.channels:
+            raise ValueError(f"denoiser for {self.channels} channel(s) got {tuple(z.shape)}")
+        mu, W, lam, P = (t.to(dtype=z.dtype, device=z.device) for t in self._factors(z.shape[2:])[:4])
+        s = as_sigma(sigma, z).reshape(-1, 1)
+        v = (z.flatten(1) - mu) @ P.T / (lam + s ** 2)
+        return (mu + v @ W.T).reshape(z.shape)
+
+    __call__ = denoise
+
+    def _affine(self, x):
+        mc, sc = (t.to(dtype=x.dtype, device=x.device).reshape(1, -1, *([1] * (x.dim() - 2)))
+                  for t in self._factors(x.shape[2:])[4:])
+        return mc, sc
+
+    def encode(self, x):
+        """Physical -> normalised (per-channel mean/std of the Gaussian)."""
+        mc, sc = self._affine(x)
+        return (x - mc) / sc
+
+    def decode(self, z):
+        """Normalised -> physical."""
+        mc, sc = self._affine(z)
+        return z * sc + mc
+
+
+def gaussian_posterior(mean: torch.Tensor, cov: torch.Tensor, H: torch.Tensor, y: torch.Tensor,
+                       noise_var) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""Posterior of :math:`x \sim N(\mu, C)` given :math:`y = Hx + e`, :math:`e \sim N(0, \Gamma)`.
+
+    ``noise_var``: a number or a vector (diagonal :math:`\Gamma`).  Returns
+    ``(mean, cov)`` with :math:`\mu + CH^T(HCH^T+\Gamma)^{-1}(y - H\mu)` and
+    :math:`C - CH^T(HCH^T+\Gamma)^{-1}HC`.
+    """
+    G = torch.as_tensor(noise_var, dtype=cov.dtype)
+    G = torch.diag(G.expand(H.shape[0])) if G.dim() <= 1 else G
+    S = H @ cov @ H.T + G
+    Kg = torch.linalg.solve(S, H @ cov).T           # C H^T S^{-1}
+    m = mean + Kg @ (y - H @ mean)
+    P = cov - Kg @ H @ cov
+    return m, 0.5 * (P + P.T)
+
+
+# =============================================================================== networks
+class _ResBlock(nn.Module):
+    def __init__(self, cin, cout, emb_dim, groups=8):
+        super().__init__()
+        self.n1 = nn.GroupNorm(math.gcd(groups, cin), cin)
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.n2 = nn.GroupNorm(math.gcd(groups, cout), cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.c1(F.silu(self.n1(x)))
+        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, 1)
+        h = self.n2(h) * (1 + scale) + shift
+        h = self.c2(F.silu(h))
+        return (h + self.skip(x)) / math.sqrt(2)
+
+
+class UNet(nn.Module):
+    r"""A small U-Net :math:`F_\theta(x, c_\text{noise})` (pdeinv's own, for DiffusionPDE).
+
+    Residual blocks with GroupNorm and FiLM conditioning on a sinusoidal
+    embedding of :math:`c_\text{noise}`; ``len(mults)`` resolution levels
+    (average-pool down, nearest up, skip concatenation).  Inputs whose size is
+    not a multiple of ``2**(levels-1)`` are edge-padded and cropped back.
+    """
+
+    def __init__(self, channels: int, base: int = 32, mults: Sequence[int] = (1, 2, 2), emb_dim: int = 64):
+        super().__init__()
+        self.emb_dim = emb_dim
+        self.emb = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.inp = nn.Conv2d(channels, base, 3, padding=1)
+        chans = [base * m for m in mults]
+        self.down = nn.ModuleList()
+        c = base
+        for ch in chans:
+            self.down.append(_ResBlock(c, ch, emb_dim))
+            c = ch
+        self.mid = _ResBlock(c, c, emb_dim)
+        self.up = nn.ModuleList()
+        for i, ch in reversed(list(enumerate(chans))):
+            self.up.append(_ResBlock(c + ch, chans[i - 1] if i > 0 else base, emb_dim))
+            c = chans[i - 1] if i > 0 else base
+        self.out = nn.Conv2d(c, channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.levels = len(chans)
+
+    def _embed(self, c_noise):
+        half = self.emb_dim // 2
+        freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=c_noise.device, dtype=c_noise.dtype) / half)
+        a = c_noise.reshape(-1, 1) * 100.0 * freqs
+        return self.emb(torch.cat([a.cos(), a.sin()], 1))
+
+    def forward(self, x, c_noise):
+        H, W = x.shape[-2:]
+        k = 2 ** (self.levels - 1)
+        ph, pw = (-H) % k, (-W) % k
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        emb = self._embed(c_noise)
+        h = self.inp(x)
+        skips = []
+        for i, blk in enumerate(self.down):
+            h = blk(h, emb)
+            skips.append(h)
+            if i < self.levels - 1:
+                h = F.avg_pool2d(h, 2)
+        h = self.mid(h, emb)
+        for i, blk in enumerate(self.up):
+            s = skips.pop()
+            if h.shape[-2:] != s.shape[-2:]:
+                h = F.interpolate(h, size=s.shape[-2:], mode="nearest")
+            h = blk(torch.cat([h, s], 1), emb)
+        return self.out(h)[..., :H, :W]
+
+
+class UNONet(nn.Module):
+    r"""neuraloperator's U-shaped neural operator as :math:`F_\theta(x, c_\text{noise})` (FunDPS).
+
+    The noise level enters as an extra constant input channel; the UNO's grid
+    positional embedding is on.  Spectral layers make it resolution-agnostic.
+    float32 only (neuraloperator); neuraloperator is imported lazily.
+    """
+
+    def __init__(self, channels: int, hidden: int = 32, modes: int = 12, lifting: int = 64):
+        super().__init__()
+        import contextlib
+        import io
+
+        from neuralop.models import UNO  # lazy: ~1.6 s import
+        m2 = max(modes // 2, 2)
+        with contextlib.redirect_stdout(io.StringIO()):   # neuraloperator prints its skip settings
+            self.uno = UNO(in_channels=channels + 1, out_channels=channels, hidden_channels=hidden,
+                           lifting_channels=lifting, projection_channels=lifting, n_layers=5,
+                           uno_out_channels=[hidden, 2 * hidden, 2 * hidden, 2 * hidden, hidden],
+                           uno_n_modes=[[modes, modes], [m2, m2], [m2, m2], [m2, m2], [modes, modes]],
+                           uno_scalings=[[1.0, 1.0], [0.5, 0.5], [1.0, 1.0], [2.0, 2.0], [1.0, 1.0]],
+                           channel_mlp_skip="linear", domain_padding=None)
+
+    def forward(self, x, c_noise):
+        cn = c_noise.reshape(-1, 1, *([1] * (x.dim() - 2))).expand(x.shape[0], 1, *x.shape[2:])
+        return self.uno(torch.cat([x, cn.to(x.dtype)], 1))
+
+
+ARCHS = {"unet": UNet, "uno": UNONet}
+
+
+# =============================================================================== trained denoiser
+class EDMDenoiser(Surrogate):
+    r"""A trained EDM denoiser with its normaliser, noise law and schedule; a :class:`Surrogate`.
+
+    ``EDMDenoiser(channels=2, arch="unet"|"uno", arch_kwargs={}, noise="white"|"grf"|dict,
+    schedule={}, channel_names=["m", "u"], seed=0)``.
+
+    ``denoise(z, sigma)`` works on normalised fields (what the samplers use);
+    ``model(x, sigma)`` takes and returns physical units.  ``encode``/``decode``
+    convert between the two with the per-channel normaliser fitted on the
+    training data (:meth:`fit_normalizers`).  ``model.save(path)`` /
+    ``EDMDenoiser.load(path)`` go through the Surrogate checkpoints; the tuned
+    guidance weights (``guidance_weights``) are kept in the config.  With
+    ``ema_decay`` an exponential moving average of the weights (``ema_net``, part
+    of the state dict, so resuming is exact) is kept by the training loss and
+    used for denoising in eval mode; the raw weights train.
+    """
+
+    name = "diffusion"
+
+    def __init__(self, channels: int = 2, arch: str = "unet", arch_kwargs: Optional[dict] = None,
+                 noise="white", schedule: Optional[dict] = None, channel_names: Optional[Sequence[str]] = None,
+                 ndim: int = 2, seed: int = 0, guidance_weights: Optional[dict] = None, train_res: Optional[int] = None,
+                 ema_decay: Optional[float] = 0.995, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None):
+        for k, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if v is not None and int(v) != int(channels):   # (kept in the config by the Surrogate base)
+                raise ValueError(f"{k}={v} differs from channels={channels}")
+        if arch not in ARCHS:
+            raise ValueError(f"unknown denoiser architecture {arch!r}; expected one of {sorted(ARCHS)}")
+        noise_obj = make_noise(noise)
+        channel_names = list(channel_names) if channel_names is not None else [f"c{i}" for i in range(channels)]
+        if len(channel_names) != int(channels):
+            raise ValueError(f"channel_names {channel_names} do not match channels={channels}")
+        super().__init__(in_channels=int(channels), out_channels=int(channels), channels=int(channels), arch=arch,
+                         arch_kwargs=dict(arch_kwargs or {}), noise=noise_obj.to_dict(),
+                         schedule=dict(schedule or {}), channel_names=channel_names, ndim=int(ndim),
+                         seed=int(seed), guidance_weights=dict(guidance_weights or {}), train_res=train_res,
+                         ema_decay=ema_decay)
+        self.noise = noise_obj
+        self.schedule = EDMSchedule(**(schedule or {}))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.net = ARCHS[arch](int(channels), **(arch_kwargs or {}))
+        self.ema_net = None
+        if ema_decay is not None:
+            if not 0 < float(ema_decay) < 1:
+                raise ValueError(f"ema_decay must be in (0, 1) or None; got {ema_decay}")
+            import copy
+            self.ema_net = copy.deepcopy(self.net)
+            for p in self.ema_net.parameters():
+                p.requires_grad_(False)
+            self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        r"""EMA of the weights, :math:`\bar\theta \leftarrow d\,\bar\theta + (1-d)\theta` with the warm-up
+        :math:`d = \min(d_\text{max}, (1+t)/(10+t))`; the EMA weights denoise in eval mode."""
+        if self.ema_net is None:
+            return
+        t = int(self.ema_steps)
+        d = min(float(self.config["ema_decay"]), (1 + t) / (10 + t))
+        for pe, p in zip(self.ema_net.parameters(), self.net.parameters()):
+            pe.mul_(d).add_(p.detach(), alpha=1 - d)
+        for be, b in zip(self.ema_net.buffers(), self.net.buffers()):
+            be.copy_(b)
+        self.ema_steps += 1
+
+    @property
+    def channel_names(self):
+        return list(self.config["channel_names"])
+
+    @property
+    def guidance_weights(self) -> dict:
+        """Guidance weights chosen by :func:`~.guidance.tune_guidance` (empty if never tuned)."""
+        return dict(self.config.get("guidance_weights") or {})
+
+    def set_guidance_weights(self, key: str, weights: dict) -> None:
+        """Record tuned weights under ``key`` (``"<mode>/<physics>"``); saved with the checkpoint."""
+        gw = dict(self.config.get("guidance_weights") or {})
+        gw[str(key)] = {k: float(v) for k, v in weights.items()}
+        self.config["guidance_weights"] = gw
+
+    # ------------------------------------------------------------------ units
+    def channel_std(self, spatial=None) -> list:
+        """Physical scale of each channel (the normaliser's std)."""
+        return [float(v) for v in self.input_normalizer.std]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_normalizer.encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.input_normalizer.decode(z)
+
+    @torch.no_grad()
+    def fit_normalizers(self, inputs: torch.Tensor, outputs=None) -> "EDMDenoiser":
+        self.input_normalizer.fit(inputs)
+        self.output_normalizer.fit(inputs)
+        return self
+
+    # ------------------------------------------------------------------ denoising
+    def denoise(self, z: torch.Tensor, sigma) -> torch.Tensor:
+        r""":math:`D(z, \sigma) = c_\text{skip} z + c_\text{out} F(c_\text{in} z, c_\text{noise})` (normalised units).
+
+        The network runs in float32; the result is in ``z``'s dtype.
+        """
+        if z.dim() < 3 or z.shape[1] != self.in_channels:
+            raise ValueError(f"denoiser expects (B, {self.in_channels}, *grid); got {tuple(z.shape)}")
+        s = as_sigma(sigma, z)
+        sch = self.schedule
+        zf, sf = z.float(), s.float()
+        net = self.ema_net if (self.ema_net is not None and not self.training) else self.net
+        Fx = net(sch.c_in(sf) * zf, sch.c_noise(sf.reshape(-1)))
+        return (sch.c_skip(s) * z + sch.c_out(s) * Fx.to(z.dtype))
+
+    def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        """Denoise a physical field ``x`` at normalised noise level ``sigma`` (default ``sigma_min``)."""
+        self.check_input(x)
+        sigma = self.schedule.sigma_min if sigma is None else sigma
+        return self.decode(self.denoise(self.encode(x), sigma))
+
+    def network(self, z):  # Surrogate interface: denoise a nearly clean field
+        return self.denoise(z, self.schedule.sigma_min)
+
+
+def _register():
+    from ...surrogates import SURROGATES
+    SURROGATES.setdefault("diffusion", EDMDenoiser)
+
+
+_register()

@@ -1,0 +1,188 @@
+r"""Diffusion posterior sampling as an :class:`~pdeinv.solvers.base.InverseSolver`.
+
+Shared by :class:`~pdeinv.solvers.fundps.FunDPS` and
+:class:`~pdeinv.solvers.diffusionpde.DiffusionPDE`, which differ in their
+denoiser (neural operator + GRF noise vs U-Net + white noise) and in when the
+PDE guidance is switched on.  ``solver(y, fwd, seed=) -> InverseResult``:
+
+``mode="inverse"``  ``y`` observes the state ``u`` through ``fwd.observation``;
+                    the target is ``m``.
+``mode="forward"``  ``y`` observes ``m`` through ``fwd.observation`` (same grid);
+                    the target is ``u``.
+``mode="both"``     ``y`` observes ``u``; pass ``y_m=`` and ``obs_m=`` for
+                    sparse observations of ``m`` too.
+
+``physics``: ``"residual"`` (joint (m, u) prior; the problem's real PDE
+residual guides), ``"simulator"`` (guidance and ``u`` through ``fwd`` itself --
+the adjoint simulator or a ``SurrogateForward``; works with an ``m``-only
+prior), or ``"none"`` (observations only; ``u`` from the joint prior).
+
+Observation noise comes from ``fwd.noise`` (part of the likelihood).  Each
+observation set gets ``n_samples`` posterior samples; the result holds their
+mean (``m``, ``u``), the samples of ``m`` (``samples``, ``(S, B, 1, *grid)``)
+and those of ``u`` (``result.u_samples``), so ``result.std`` and
+``result.credible_interval`` give pixel-wise spread and bands.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional
+
+import torch
+
+from ...solvers.base import InverseResult, InverseSolver
+from .guidance import (ObservationGuidance, PosteriorGuidance, ResidualGuidance, SimulatorGuidance, always)
+from .samplers import edm_sample
+
+log = logging.getLogger(__name__)
+
+MODES = ("inverse", "forward", "both")
+PHYSICS = ("residual", "simulator", "none")
+
+
+class DiffusionPosteriorSolver(InverseSolver):
+    """Base of FunDPS and DiffusionPDE; see the module docstring.
+
+    Parameters
+    ----------
+    prior : a denoiser (``EDMDenoiser`` or ``AnalyticGaussianDenoiser``) over
+        ``(m, u)`` (2 channels) or ``m`` alone (1 channel).
+    mode, physics : see the module docstring.
+    n_samples : posterior samples per observation set.
+    num_steps : EDM steps.  sampler : ``"heun"`` or ``"stochastic"``.
+    weights : multipliers ``{"obs": 1, "pde": 1}`` of the likelihood-derived
+        guidance (defaults: the tuned ones recorded in the model for this
+        mode/physics, else 1).
+    m_channel, u_channel : channel indices in the prior (``u_channel=None`` for an ``m``-only prior).
+    clip : ``(lo, hi)`` range of ``m`` used inside PDE/simulator guidance (e.g. Darcy's (3, 12)).
+    batch_size : chains sampled together.
+    """
+
+    name = "diffusion"
+    default_steps = 50
+
+    def __init__(self, prior, mode: str = "inverse", physics: str = "residual", n_samples: int = 8,
+                 num_steps: Optional[int] = None, sampler: str = "heun", weights: Optional[dict] = None,
+                 m_channel: int = 0, u_channel: Optional[int] = -1, clip=None, batch_size: int = 64,
+                 dtype=None, S_churn: Optional[float] = None, verbose: bool = False):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if physics not in PHYSICS:
+            raise ValueError(f"physics must be one of {PHYSICS}; got {physics!r}")
+        if sampler not in ("heun", "stochastic"):
+            raise ValueError(f"sampler must be 'heun' or 'stochastic'; got {sampler!r}")
+        channels = int(getattr(prior, "channels", None) or prior.config["channels"])
+        if u_channel == -1:
+            u_channel = 1 if channels >= 2 else None
+        if u_channel is None and physics != "simulator":
+            raise ValueError("an m-only prior (one channel) needs physics='simulator' (u from the forward model)")
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be >= 1; got {n_samples}")
+        self.prior, self.mode, self.physics = prior, mode, physics
+        self.n_samples, self.num_steps = int(n_samples), int(num_steps or self.default_steps)
+        self.sampler, self.m_channel, self.u_channel = sampler, int(m_channel), u_channel
+        self.clip, self.batch_size, self.dtype, self.S_churn, self.verbose = clip, int(batch_size), dtype, S_churn, verbose
+        recorded = {}
+        if hasattr(prior, "guidance_weights"):
+            recorded = prior.guidance_weights.get(f"{mode}/{physics}", {})
+        self.weights = {"obs": 1.0, "pde": 1.0, **recorded, **(weights or {})}
+
+    @classmethod
+    def load(cls, path, map_location=None, **kwargs):
+        """Solver around a saved :class:`~.denoisers.EDMDenoiser` checkpoint."""
+        from .denoisers import EDMDenoiser
+        return cls(EDMDenoiser.load(path, map_location=map_location), **kwargs)
+
+    # ------------------------------------------------------------------ schedules (subclasses)
+    def obs_activity(self):
+        return always
+
+    def pde_activity(self):
+        return always
+
+    # ------------------------------------------------------------------ helpers
+    def _scales(self, spatial):
+        return self.prior.channel_std(tuple(spatial))
+
+    def _guidance(self, y, s, fwd, y_m, s_m, obs_m, scales):
+        noise = self.prior.noise
+        terms = []
+        w = self.weights
+        mc, uc = self.m_channel, self.u_channel
+        if self.mode in ("inverse", "both"):
+            if self.physics == "simulator":
+                su = scales[uc] if uc is not None else float(y.detach().pow(2).mean().sqrt())
+                terms.append((SimulatorGuidance(fwd, y, mc, s, state_scale=su, clip=self.clip), w["obs"],
+                              self.obs_activity()))
+            else:
+                terms.append((ObservationGuidance(fwd.observation, y, uc, s, scales[uc], noise), w["obs"],
+                              self.obs_activity()))
+        if self.mode == "forward":
+            terms.append((ObservationGuidance(fwd.observation, y, mc, s, scales[mc], noise), w["obs"],
+                          self.obs_activity()))
+        if self.mode == "both" and y_m is not None:
+            terms.append((ObservationGuidance(obs_m, y_m, mc, s_m, scales[mc], noise), w["obs"], self.obs_activity()))
+        if self.physics == "residual" and w.get("pde", 0) != 0:
+            problem = getattr(fwd, "problem", None)
+            if problem is None or not hasattr(problem, "residual"):
+                raise ValueError("physics='residual' needs fwd.problem.residual(m, u); use physics='simulator' "
+                                 "or 'none' with this forward model")
+            terms.append((ResidualGuidance(problem.residual, mc, uc, (scales[mc], scales[uc]), clip=self.clip),
+                          w["pde"], self.pde_activity()))
+        return PosteriorGuidance(terms, self.prior.decode, self.prior.schedule, noise)
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, y: torch.Tensor, fwd, *, seed: Optional[int] = None, y_m: Optional[torch.Tensor] = None,
+              obs_m=None) -> InverseResult:
+        grid = fwd.grid
+        if grid is None:
+            raise ValueError("the forward model has no grid; diffusion solvers sample fields on fwd.grid")
+        if self.mode == "both" and (y_m is None) != (obs_m is None):
+            raise ValueError("mode='both' takes y_m= and obs_m= together (observations of m and their operator)")
+        if y_m is not None and self.mode != "both":
+            raise ValueError("y_m= is only used in mode='both'")
+        t0 = time.perf_counter()
+        prior = self.prior
+        C = int(getattr(prior, "channels", None) or prior.config["channels"])
+        dtype = self.dtype or (torch.float64 if not isinstance(prior, torch.nn.Module) else torch.float32)
+        device = y.device
+        B, S = y.shape[0], self.n_samples
+        scales = self._scales(grid.shape)
+        s = fwd.noise_std(y)
+        s_m = None
+        if y_m is not None:
+            if y_m.shape[0] != B:
+                raise ValueError(f"y_m has batch {y_m.shape[0]}; y has {B}")
+            s_m = fwd.noise.std(y_m) if fwd.noise is not None else torch.zeros(B, 1, 1, dtype=y_m.dtype)
+        rep = lambda t: None if t is None else t.repeat_interleave(S, 0)
+        Y, Sd, Ym, Sm = rep(y), rep(s if fwd.noise is not None else torch.zeros_like(s)), rep(y_m), rep(s_m)
+        out = []
+        N = B * S
+        base_seed = int(seed) if seed is not None else 0
+        for k, start in enumerate(range(0, N, self.batch_size)):
+            sl = slice(start, min(N, start + self.batch_size))
+            guidance = self._guidance(Y[sl], Sd[sl], fwd, None if Ym is None else Ym[sl], None if Sm is None else Sm[sl],
+                                      obs_m, scales)
+            gen = torch.Generator().manual_seed(base_seed * 1_000_003 + k)
+            z = edm_sample(prior, (sl.stop - sl.start, C, *grid.shape), num_steps=self.num_steps,
+                           stochastic=self.sampler == "stochastic", S_churn=self.S_churn, guidance=guidance,
+                           generator=gen, dtype=dtype, device=device, verbose=self.verbose)
+            with torch.no_grad():
+                out.append(prior.decode(z).to(y.dtype))
+        x = torch.cat(out).reshape(B, S, C, *grid.shape)
+        m_s = x[:, :, self.m_channel:self.m_channel + 1].transpose(0, 1).contiguous()   # (S, B, 1, *grid)
+        if self.physics == "simulator" or self.u_channel is None:
+            with torch.no_grad():
+                mm = m_s.reshape(S * B, 1, *grid.shape)
+                if self.clip is not None:
+                    mm = mm.clamp(*self.clip)
+                u_s = fwd.solve(mm).reshape(S, B, 1, *grid.shape).to(y.dtype)
+        else:
+            u_s = x[:, :, self.u_channel:self.u_channel + 1].transpose(0, 1).contiguous()
+        wall = time.perf_counter() - t0
+        log.debug("%s: %d chains x %d steps in %.2f s", self.name, N, self.num_steps, wall)
+        info = {"method": self.name, "mode": self.mode, "physics": self.physics, "num_steps": self.num_steps,
+                "sampler": self.sampler, "n_samples": S, "weights": dict(self.weights),
+                "time_s": wall, "time_per_sample_s": wall / N, "noise": prior.noise.to_dict()}
+        return InverseResult(m=m_s.mean(0), u=u_s.mean(0), samples=m_s, u_samples=u_s, info=info, grid=grid)

@@ -1,0 +1,153 @@
+"""pCN and two-level delayed-acceptance MCMC against an analytic linear-Gaussian posterior.
+
+Problem: m ~ GRF on an 8x8 Dirichlet grid (sine basis, 36 free pixels), y = O m + e
+with O = point values at 8 interior nodes and e ~ N(0, s^2 I).  The posterior is
+Gaussian with mean C O^T (O C O^T + s^2 I)^-1 y and covariance C - C O^T (...)^-1 O C;
+the sampled mean/variance must match it within Monte-Carlo error computed from the
+sampler's own ESS, per pixel.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import pdeinv as pi
+from pdeinv.solvers.mcmc import MCMC, ess, split_rhat
+
+N_SIDE, NOISE = 8, 1.0
+
+
+class Identity(torch.nn.Module):
+    """The forward map m -> m (so that y = O m is linear in m)."""
+
+    def __init__(self, grid):
+        super().__init__()
+        self.grid = grid
+
+    def forward(self, m):
+        return m
+
+
+class Affine(torch.nn.Module):
+    """A deliberately wrong cheap model: 0.85 m + 0.4."""
+
+    def __init__(self, grid):
+        super().__init__()
+        self.grid = grid
+
+    def forward(self, m):
+        return 0.85 * m + 0.4
+
+
+def gaussian_posterior(prior, obs, y, s, scale=1.0, shift=0.0):
+    """Exact posterior of y = O(scale*m + shift) + e, returned as (mean, var) fields."""
+    C = prior.covariance()
+    n = C.shape[0]
+    H = scale * obs(torch.eye(n, dtype=torch.float64).reshape(n, 1, N_SIDE, N_SIDE))[:, 0].T   # (P, N)
+    S = H @ C @ H.T + s ** 2 * torch.eye(H.shape[0], dtype=torch.float64)
+    K = C @ H.T @ torch.linalg.inv(S)
+    mean = K @ (y[0, 0] - shift)
+    cov = C - K @ H @ C
+    return mean.reshape(N_SIDE, N_SIDE), cov.diagonal().reshape(N_SIDE, N_SIDE)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    g = pi.Grid2D(N_SIDE)
+    prior = pi.GaussianRandomField(g, alpha=2.0, tau=3.0, sigma=30.0, basis="sine")
+    obs = pi.PointObservation.random(g, n=8, seed=3, exclude_boundary=True)
+    fwd = pi.ForwardModel(Identity(g), obs, noise=pi.GaussianNoise(sigma=NOISE))
+    y = fwd(prior.sample(1, seed=5), seed=6)
+    mean, var = gaussian_posterior(prior, obs, y, NOISE)
+    return dict(grid=g, prior=prior, obs=obs, fwd=fwd, y=y, mean=mean, var=var)
+
+
+def _check_against_posterior(res, mean, var):
+    K = res.info["n_chains"]
+    smp = res.samples[:, 0, 0]                                           # (K*S, n, n)
+    chains = smp.reshape(K, -1, N_SIDE * N_SIDE).numpy()
+    e = torch.from_numpy(ess(chains)).reshape(N_SIDE, N_SIDE)
+    inner = (slice(1, -1), slice(1, -1))
+    e, m_hat, v_hat = e[inner], smp.mean(0)[inner], smp.var(0)[inner]
+    mean, var = mean[inner], var[inner]
+    assert float(e.min()) > 150, f"too few effective samples for a meaningful test: {float(e.min())}"
+    z_mean = (m_hat - mean) / (var.sqrt() / e.sqrt())
+    z_var = (v_hat / var - 1) / (2.0 / e).sqrt()
+    # 36 pixels: |z| < 4.5 fails by chance with probability < 1e-4
+    assert float(z_mean.abs().max()) < 4.5, f"posterior mean off by {float(z_mean.abs().max()):.2f} MC std errors"
+    assert float(z_var.abs().max()) < 4.5, f"posterior variance off by {float(z_var.abs().max()):.2f} MC std errors"
+    assert res.info["rhat"] < 1.05 and res.info["rhat_loglik"] < 1.05
+    return e
+
+
+def test_pcn_samples_the_analytic_posterior(setup):
+    s = setup
+    res = MCMC(s["prior"], n_samples=3000, n_chains=4, step=0.3, seed=0)(s["y"], s["fwd"])
+    assert res.samples.shape == (4 * 3000, 1, 1, N_SIDE, N_SIDE)
+    assert torch.allclose(res.m[0, 0], res.samples[:, 0, 0].mean(0))
+    _check_against_posterior(res, s["mean"], s["var"])
+    # the data are informative: the posterior is visibly narrower than the prior at observed nodes
+    prior_var = s["prior"].covariance().diagonal().reshape(N_SIDE, N_SIDE)
+    at_obs = s["obs"].mask()
+    assert float((s["var"][at_obs] / prior_var[at_obs]).max()) < 0.5
+    assert abs(res.info["acceptance"] - 0.25) < 0.08                    # adapted towards the target
+    assert res.info["n_true_model_calls"] == res.info["n_proposals"] + 4  # one per step + initial states
+
+
+def test_two_level_keeps_the_posterior_with_fewer_true_calls(setup):
+    s = setup
+    cheap = pi.ForwardModel(Affine(s["grid"]), s["obs"], noise=pi.GaussianNoise(sigma=NOISE))
+    res = MCMC(s["prior"], n_samples=4000, n_chains=4, step=0.3, surrogate_fwd=cheap, seed=1)(s["y"], s["fwd"])
+    e = _check_against_posterior(res, s["mean"], s["var"])
+    assert res.info["n_true_model_calls"] < 0.5 * res.info["n_proposals"]
+    # power: the surrogate's own posterior is far from the true one, so the correction stage matters
+    m_bad, _ = gaussian_posterior(s["prior"], s["obs"], s["y"], NOISE, scale=0.85, shift=0.4)
+    inner = (slice(1, -1), slice(1, -1))
+    z_bad = (m_bad[inner] - s["mean"][inner]) / (s["var"][inner].sqrt() / e.sqrt())
+    assert float(z_bad.abs().max()) > 8
+
+
+def test_dask_chains_equal_batched_chains(setup):
+    s = setup
+    kw = dict(n_samples=40, n_chains=2, step=0.3, seed=7, compute_state=False)
+    a = MCMC(s["prior"], **kw)(s["y"], s["fwd"])
+    b = MCMC(s["prior"], parallel="dask", **kw)(s["y"], s["fwd"])
+    assert torch.allclose(a.samples, b.samples)
+    c = MCMC(s["prior"], **kw)(s["y"], s["fwd"], seed=7)
+    assert torch.equal(a.samples, c.samples)                          # seeded: same result
+
+
+def test_diagnostics_on_known_chains():
+    rng = np.random.default_rng(0)
+    iid = rng.standard_normal((4, 2000, 3))
+    assert np.all(np.abs(split_rhat(iid) - 1) < 0.01)
+    assert np.all(np.abs(ess(iid) / 8000 - 1) < 0.15)
+    # AR(1) with coefficient phi: integrated autocorrelation time (1 + phi) / (1 - phi) = 19
+    phi, x = 0.9, np.zeros((4, 20000, 1))
+    x[:, 0] = rng.standard_normal((4, 1)) / math.sqrt(1 - phi ** 2)
+    for t in range(1, x.shape[1]):
+        x[:, t] = phi * x[:, t - 1] + rng.standard_normal((4, 1))
+    assert abs(ess(x)[0] / (80000 / 19) - 1) < 0.2
+    shifted = iid + np.arange(4)[:, None, None]                      # chains stuck in different places
+    assert np.all(split_rhat(shifted) > 1.5)
+
+
+def test_registered_and_bad_input():
+    from pdeinv.solvers import SOLVERS, TwoLevelMCMC
+    assert SOLVERS["mcmc"] is MCMC and SOLVERS["mcmc-2level"] is TwoLevelMCMC
+    with pytest.raises(ValueError, match="surrogate_fwd"):
+        TwoLevelMCMC(None, None)
+    g = pi.Grid2D(N_SIDE)
+    prior = pi.GaussianRandomField(g, basis="sine")
+    fwd = pi.ForwardModel(Identity(g), pi.PointObservation.random(g, n=4, seed=0))
+    y = torch.zeros(1, 1, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="NaN"):
+        MCMC(prior, n_samples=10)(y * float("nan"), fwd)
+    with pytest.raises(ValueError, match="grid"):
+        MCMC(pi.GaussianRandomField(pi.Grid2D(6), basis="sine"), n_samples=10)(y, fwd)
+    with pytest.raises(ValueError, match="beta"):
+        MCMC(prior, step=1.5)
+    with pytest.raises(TypeError, match="GaussianRandomField"):
+        MCMC(object())

@@ -1,0 +1,88 @@
+"""ViTO (U-Net + ViT bottleneck) and the plain U-Net: super-resolution shapes, overfitting, checkpoints."""
+import pytest
+import torch
+
+from pdeinv.physics import GaussianRandomField, Grid2D
+from pdeinv.solvers import Amortized
+from pdeinv.surrogates import SURROGATES, Surrogate, UNet, ViTO
+from pdeinv.surrogates.vito import ViTBottleneck
+
+
+def _data():
+    a = GaussianRandomField(Grid2D(16), alpha=2.0, tau=3.0).sample(4, seed=0).float()
+    return torch.nn.functional.avg_pool2d(a, 2), a            # 8x8 input -> 16x16 target
+
+
+def _small_vito():
+    return ViTO(out_size=16, width=8, depth=2, embed_dim=32, n_heads=2, n_layers=1, seed=0)
+
+
+def test_vito_overfits_four_samples():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        inp, a = _data()
+        m = _small_vito()
+        m.fit_normalizers(inp, a)
+        steps = 700
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = ((m(inp) - a) ** 2).mean() / (a ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step()
+        with torch.no_grad():
+            rel = ((m(inp) - a).flatten(1).norm(dim=1) / a.flatten(1).norm(dim=1)).mean()
+        assert rel < 0.01, float(rel)
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_vito_transformer_sees_the_whole_latent_grid():
+    """Self-attention mixes all patches: perturbing one latent patch changes every output patch."""
+    torch.manual_seed(0)
+    vit = ViTBottleneck(8, (4, 4), patch_size=1, embed_dim=16, n_heads=2, n_layers=1).eval()
+    z = torch.randn(1, 8, 4, 4)
+    z2 = z.clone()
+    z2[..., 0, 0] += 1.0
+    with torch.no_grad():
+        d = (vit(z2) - vit(z) - (z2 - z)).abs().sum(1)[0]       # change beyond the residual path
+    assert bool((d > 1e-6).all())
+
+
+def test_shapes_resolution_and_parameter_counts():
+    m = ViTO(out_size=32, width=8, depth=2, embed_dim=32, n_heads=2, n_layers=1)
+    for r in (8, 16, 32):                                      # any input resolution -> the output grid
+        assert m(torch.randn(2, 1, r, r)).shape == (2, 1, 32, 32)
+    u = UNet(out_size=32, width=8, depth=2)
+    assert u(torch.randn(2, 1, 8, 8)).shape == (2, 1, 32, 32)
+    assert m.n_parameters() < 2 * u.n_parameters()
+    with pytest.raises(ValueError, match="divisible"):
+        ViTO(out_size=28, depth=2, patch_size=2)
+
+
+def test_save_load_round_trip(tmp_path):
+    inp, a = _data()
+    for m in (_small_vito(), UNet(out_size=16, width=8, depth=2)):
+        m.fit_normalizers(inp, a)
+        path = m.save(tmp_path / f"{type(m).__name__}.ckpt")
+        m2 = Surrogate.load(path)
+        assert type(m2) is type(m) and SURROGATES[m2.registry_name()] is type(m)
+        with torch.no_grad():
+            assert torch.equal(m.eval()(inp), m2(inp))
+
+
+def test_amortized_from_coarse_point_values():
+    """Observations (B, 1, P) on a square coarse grid are reshaped to a field by the solver."""
+    inp, a = _data()
+    m = _small_vito()
+    m.fit_normalizers(inp, a)
+    y = inp.double().reshape(4, 1, 64)
+    res = Amortized(m)(y, None)
+    assert res.m.shape == (4, 1, 16, 16) and res.m.dtype == torch.float64
+    with torch.no_grad():
+        assert torch.allclose(res.m.float(), m.eval()(inp), atol=1e-6)
+    with pytest.raises(ValueError, match="square"):
+        Amortized(m)(torch.zeros(1, 1, 60, dtype=torch.float64), None)
