@@ -59,6 +59,8 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, default=16, help="FNO width (NIO and stacked FNO)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--nio-lr", type=float, default=1e-3,
+                    help="NIO's own learning rate (3e-3 collapsed NIO to a constant output in our runs)")
     ap.add_argument("--patterns", type=int, default=16)
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--n-test", type=int, default=None)
@@ -104,7 +106,8 @@ def main(argv=None):
         model.fit_normalizers(x_train[:-n_val], ytr[:-n_val])
         t1 = time.perf_counter()
         hist = train(model, tr, va, loss_fn=nio_loss if isinstance(model, NIO) else relative_l2_loss,
-                     val_loss_fn=relative_l2_loss, epochs=epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=1e-4,
+                     val_loss_fn=relative_l2_loss, epochs=epochs, batch_size=args.batch_size,
+                     lr=args.nio_lr if isinstance(model, NIO) else args.lr, weight_decay=1e-4,
                      scheduler="cosine", seed=0, verbose=False)
         t_train = time.perf_counter() - t1
         solver = Amortized(model)
@@ -162,7 +165,7 @@ def main(argv=None):
     md = (f"# NIO on EIT (Calderón) — CPU scale\n\n"
           f"Grid {args.res}x{args.res}, {L} Dirichlet patterns (perimeter Fourier modes), {nb} boundary nodes; "
           f"training set {len(tr)} (+{n_val} validation), test set {n_test}, {epochs} epochs, batch {args.batch_size}, "
-          f"Adam {args.lr:g} cosine, FNO width {args.hidden}, {modes[0]} modes; "
+          f"Adam {args.lr:g} (NIO {args.nio_lr:g}) cosine, FNO width {args.hidden}, {modes[0]} modes; "
           f"data generation {t_data:.0f} s.  Noise is multiplicative on the fluxes; the networks take difference data (flux minus the flux of "
           f"sigma = 1, computed once), MAP the raw fluxes.  "
           f"Rows with L < {L} are the same NIO given only the first L patterns (trained with randomised batching "

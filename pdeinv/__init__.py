@@ -20,9 +20,12 @@ def __getattr__(name):
     # heavy sub-packages (neuraloperator, deepxde, matplotlib) load on first use
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
+    if name == "SurrogateForward":
+        from .surrogates.forward import SurrogateForward
+        return SurrogateForward
     raise AttributeError(f"module 'pdeinv' has no attribute {name!r}")
 
 
 __all__ = ["Grid1D", "Grid2D", "GaussianRandomField", "threshold", "PointObservation", "MaskObservation",
            "BoundaryTrace", "GaussianNoise", "ForwardModel", "checks", "metrics", "physics",
-           "solvers", "surrogates", "priors", "data", "plot"]
+           "solvers", "surrogates", "priors", "data", "plot", "tasks", "SurrogateForward"]

@@ -114,8 +114,9 @@ class BenchConfig:
         """What makes a per-sample result reusable (not n_test, not the device, not the output folder).
 
         ``n_train`` is part of it because the test samples follow the training ones in the seeded stream."""
+        law = {k: str(v) for k, v in sorted(_task(self.task).attrs.items())}   # a change of law invalidates
         return dict(harness=HARNESS_VERSION, task=self.task, mode=self.mode, res=self.res, obs=self.obs,
-                    noise=self.noise, seed=self.seed, n_train=self.n_train)
+                    noise=self.noise, seed=self.seed, n_train=self.n_train, law=law)
 
     @property
     def cache(self) -> Path:
@@ -542,10 +543,12 @@ class MCMCMethod(Method):
         grid, problem = task.make(cfg.res)
         if cfg.task == "darcy":
             law = DARCY_LAW
-            prior = GaussianRandomField(grid, alpha=law["alpha"], tau=law["tau"], sigma=law["sigma"], basis=law["basis"])
+            prior = GaussianRandomField(grid, alpha=law["alpha"], tau=law["tau"], sigma=law["sigma"], basis=law["basis"],
+                                        zero_mean_mode=law["zero_mean_mode"])
             transform = lambda mu: threshold(mu, low=law["low"], high=law["high"])  # noqa: E731
         elif cfg.task in ("poisson", "helmholtz"):
-            prior = GaussianRandomField(grid, basis="cosine" if cfg.task == "poisson" else "sine", **GRF_SOURCE_LAW)
+            prior = GaussianRandomField(grid, basis="cosine" if cfg.task == "poisson" else "sine",
+                                        zero_mean_mode=cfg.task == "poisson", **GRF_SOURCE_LAW)
             transform = None
         else:
             raise MethodUnavailable(f"no MCMC prior for task {cfg.task!r} in the harness")

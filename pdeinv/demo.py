@@ -29,6 +29,8 @@ DARCY_MAP = dict(prior="tv", weight=1.0, bounds=(3.0, 12.0), max_iter=300)
 DEMOS = {
     "darcy": "pdeinv.demo:run_darcy",
     "ns": "pdeinv.demo_ns:run_demo",
+    "mcmc": "pdeinv.demo_methods:run_mcmc",
+    "pinn": "pdeinv.demo_methods:run_pinn",
 }
 
 
@@ -38,7 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--n-samples", type=int, default=1, help="number of independent test problems (default 1)")
     p.add_argument("--obs", type=float, default=0.0305, help="fraction of grid nodes observed (default 0.0305 = 3 %%)")
     p.add_argument("--noise", type=float, default=0.01, help="relative noise level (default 0.01)")
-    p.add_argument("--max-iter", type=int, default=None, help="optimiser iterations")
+    p.add_argument("--max-iter", type=int, default=None, help="optimiser iterations (MCMC: samples per chain)")
     p.add_argument("-o", "--output", default="pdeinv_demo", help="output folder (default ./pdeinv_demo)")
 
 
