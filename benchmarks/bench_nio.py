@@ -107,7 +107,8 @@ def main(argv=None):
         t1 = time.perf_counter()
         hist = train(model, tr, va, loss_fn=nio_loss if isinstance(model, NIO) else relative_l2_loss,
                      val_loss_fn=relative_l2_loss, epochs=epochs, batch_size=args.batch_size,
-                     lr=args.nio_lr if isinstance(model, NIO) else args.lr, weight_decay=1e-4,
+                     lr=args.nio_lr if isinstance(model, NIO) else args.lr,
+                     weight_decay=0.0 if isinstance(model, NIO) else 1e-4,   # Adam's L2 term collapsed NIO
                      scheduler="cosine", seed=0, verbose=False)
         t_train = time.perf_counter() - t1
         solver = Amortized(model)
@@ -165,7 +166,8 @@ def main(argv=None):
     md = (f"# NIO on EIT (Calderón) — CPU scale\n\n"
           f"Grid {args.res}x{args.res}, {L} Dirichlet patterns (perimeter Fourier modes), {nb} boundary nodes; "
           f"training set {len(tr)} (+{n_val} validation), test set {n_test}, {epochs} epochs, batch {args.batch_size}, "
-          f"Adam {args.lr:g} (NIO {args.nio_lr:g}) cosine, FNO width {args.hidden}, {modes[0]} modes; "
+          f"Adam {args.lr:g}, weight decay 1e-4 (NIO: {args.nio_lr:g}, no weight decay, which collapsed it to a "
+          f"constant output), cosine, FNO width {args.hidden}, {modes[0]} modes; "
           f"data generation {t_data:.0f} s.  Noise is multiplicative on the fluxes; the networks take difference data (flux minus the flux of "
           f"sigma = 1, computed once), MAP the raw fluxes.  "
           f"Rows with L < {L} are the same NIO given only the first L patterns (trained with randomised batching "

@@ -357,6 +357,7 @@ def train_cli(args) -> int:
     ds = load_dataset(args.data)
     user = parse_options(args.option)
     diff = bool(user.pop("difference", True))          # difference data by default (see EIT.reference_data)
+    wd = float(user.pop("weight_decay", 0.0))          # Adam's L2 term (the CLI's 1e-4) collapsed NIO
     x, y = eit_pairs(ds, difference=diff)
     if args.n_train is not None:
         x, y = x[:args.n_train], y[:args.n_train]
@@ -374,7 +375,8 @@ def train_cli(args) -> int:
     model.fit_normalizers(x, y)
     out = Path(args.out or f"nio-{ds.attrs.get('task', 'eit')}.pt")
     hist = train(model, TensorDataset(x, y), TensorDataset(vx, vy), loss_fn=nio_loss, val_loss_fn=relative_l2_loss,
-                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 weight_decay=wd,
                  scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
                  checkpoint=out, resume=args.resume, seed=args.seed, device=args.device, verbose=not args.quiet)
     log.info("trained NIO (%d parameters) on %d samples with randomised batching over 1..%d measurements: "
