@@ -9,42 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-import torch
+from pdeinv.bench import git_commit, machine_info  # noqa: F401  (one implementation, in the package)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine_info(device: str = "cpu") -> dict:
-    """CPU model, core count, torch version and the device used."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    dev = str(device)
-    if dev.startswith("cuda") and torch.cuda.is_available():
-        dev = f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": dev,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent,
-                                       stderr=subprocess.DEVNULL, text=True).strip()
-    except Exception:
-        return "unknown"
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -25,8 +25,6 @@ Laws (BENCHMARKS.md; ``GaussianRandomField`` convention, covariance
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
-
 import torch
 
 from .priors.gaussian import LawPrior  # noqa: F401  (re-exported: tasks' MAP priors)

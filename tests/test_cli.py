@@ -1,11 +1,9 @@
 """The command line: demo -> observations file -> invert reproduces the demo's inversion; clear errors."""
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 import xarray as xr
 
 from pdeinv.cli import main

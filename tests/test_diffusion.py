@@ -17,13 +17,6 @@ from pdeinv.priors.diffusion import (AnalyticGaussianDenoiser, EDMDenoiser, EDMS
 from pdeinv.priors.diffusion.training import denoising_loss, train_denoiser
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)        # tiny tensors: threading only adds contention on a shared CPU
-    yield
-    torch.set_num_threads(n)
-
 
 def test_schedule_and_preconditioning():
     s = EDMSchedule(sigma_min=0.002, sigma_max=80.0, rho=7.0, sigma_data=0.5)

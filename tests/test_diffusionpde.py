@@ -12,13 +12,6 @@ from pdeinv.priors.diffusion import AnalyticGaussianDenoiser, WhiteNoise
 from pdeinv.solvers import SOLVERS, DiffusionPDE
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def prob():

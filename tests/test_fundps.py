@@ -13,13 +13,6 @@ from pdeinv.priors.diffusion import AnalyticGaussianDenoiser, EDMDenoiser, GRFNo
 from pdeinv.solvers import SOLVERS, DiffusionPDE, FunDPS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def prob():

@@ -1,5 +1,4 @@
 """Grids and Gaussian random fields: the sampled law has the prescribed covariance."""
-import math
 
 import numpy as np
 import pytest

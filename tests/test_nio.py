@@ -9,13 +9,6 @@ from pdeinv.surrogates import NIO, SURROGATES, Surrogate
 from pdeinv.surrogates.nio import EncoderDecoder, StackedDeepONet, StackedFNO, nio_loss, random_subset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 N, L = 12, 6
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .._validation import check_finite
-from .grid import Grid1D, Grid2D
+from .grid import Grid2D
 
 
 class Observation(nn.Module):

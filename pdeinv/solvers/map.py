@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 

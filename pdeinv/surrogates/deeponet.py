@@ -19,37 +19,22 @@ nonlinear operators via DeepONet", Nature Machine Intelligence 3 (2021).
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from typing import Sequence
 
 import torch
 
+from .._deepxde import torch_defaults_preserved
 from .base import Surrogate
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "sin", "elu")
 
 
-@contextlib.contextmanager
-def _torch_defaults_kept():
-    """Restore torch's global default dtype and device after the block (deepxde changes them)."""
-    dtype = torch.get_default_dtype()
-    device = torch.get_default_device() if hasattr(torch, "get_default_device") else None
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(dtype)
-        if device is not None:
-            torch.set_default_device(device)
-
-
 def import_deepxde():
-    """``import deepxde`` on the PyTorch backend without changing torch's global defaults."""
-    os.environ.setdefault("DDE_BACKEND", "pytorch")
-    if os.environ["DDE_BACKEND"] != "pytorch":
-        raise RuntimeError(f"pdeinv needs deepxde's PyTorch backend; DDE_BACKEND is {os.environ['DDE_BACKEND']!r}")
-    with _torch_defaults_kept():
-        import deepxde  # noqa: F401
+    """deepxde's ``DeepONetCartesianProd``, imported through :mod:`pdeinv._deepxde` (the one place
+    that imports deepxde: PyTorch backend, torch's global defaults restored)."""
+    from .._deepxde import import_deepxde as _import
+    _import()
+    with torch_defaults_preserved():
         from deepxde.nn.pytorch.deeponet import DeepONetCartesianProd
     return DeepONetCartesianProd
 
@@ -87,7 +72,7 @@ class DeepONet(Surrogate):
         n_in = int(in_channels) * int(torch.tensor(grid_shape).prod())
         d = len(grid_shape)
         nout = int(out_channels)
-        with torch.random.fork_rng(devices=[]), _torch_defaults_kept():
+        with torch.random.fork_rng(devices=[]), torch_defaults_preserved():
             torch.manual_seed(int(seed))
             torch.set_default_dtype(torch.float32)
             self.net = DeepONetCartesianProd(
