@@ -266,6 +266,11 @@ class Sample:
     _mode: str = "inverse"
 
 
+def is_boundary_task(name: str) -> bool:
+    """Tasks whose state is boundary-measurement data (EIT: DtN map), not a field on the grid."""
+    return str(name).startswith("eit")
+
+
 def make_sample(cfg: BenchConfig, index: int, m: torch.Tensor, u: torch.Tensor) -> Sample:
     """Observation set and noisy data of test sample ``index`` (depends only on seed and index)."""
     from .physics import GaussianNoise, PointObservation
@@ -273,7 +278,12 @@ def make_sample(cfg: BenchConfig, index: int, m: torch.Tensor, u: torch.Tensor) 
     grid = task.grid(cfg.res)
     observed = u if cfg.mode == "inverse" else m
     obs_seed, noise_seed = derived_seed(cfg.seed, index, 1), derived_seed(cfg.seed, index, 2)
-    obs = PointObservation.random(grid, fraction=cfg.obs, seed=obs_seed)
+    if cfg.mode == "inverse" and is_boundary_task(cfg.task):
+        # EIT: u is the DtN data (1, L, Nb); every flux at every boundary node is observed (--obs unused)
+        from .physics.eit import DtNObservation
+        obs = DtNObservation(observed.shape[-1])
+    else:
+        obs = PointObservation.random(grid, fraction=cfg.obs, seed=obs_seed)
     y = obs(observed)
     noise = GaussianNoise(relative=cfg.noise) if cfg.noise > 0 else None
     if noise is not None:
@@ -442,6 +452,8 @@ class SparseBaseline(Method):
         self._model = None
 
     def available(self, cfg):
+        if is_boundary_task(cfg.task):
+            return f"the sparse baselines take interior grid-node observations; task {cfg.task!r} observes the DtN map"
         return _module_missing("pdeinv.surrogates.sparse") or _module_missing("pdeinv.surrogates.training")
 
     def options(self, cfg):
@@ -468,7 +480,7 @@ class SparseBaseline(Method):
                         "train_time_s": meta.get("train_time_s"), "checkpoint": str(final)}
             except ValueError as err:
                 log.warning("cached model %s unusable (%s); training again", final, err)
-        from .surrogates.sparse import SparseDataset, SparseOperator
+        from .surrogates.sparse import SparseDataset
         from .surrogates.training import train
         m, u = data.train()
         x, y = (u, m) if cfg.mode == "inverse" else (m, u)
@@ -476,7 +488,7 @@ class SparseBaseline(Method):
         n_val = max(1, int(round(0.1 * x.shape[0])))
         train_ds = SparseDataset(x[:-n_val], y[:-n_val], fraction=cfg.obs, seed=cfg.seed)
         val_ds = SparseDataset(x[-n_val:], y[-n_val:], fraction=cfg.obs, seed=cfg.seed + 1)
-        model = SparseOperator(self.operator, x.shape[1], y.shape[1], list(x.shape[2:]), options=self.options(cfg))
+        model = self.build_model(cfg, x, y)
         model.fit_normalizers(train_ds.inputs, y[:-n_val])
         t0 = time.perf_counter()
         hist = train(model, train_ds, val_ds, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=self.lr,
@@ -490,6 +502,11 @@ class SparseBaseline(Method):
         _atomic_write_text(final.with_suffix(".json"), json.dumps(meta))
         self._model = model.eval()
         return {**meta, "checkpoint": str(final)}
+
+    def build_model(self, cfg, x, y):
+        """The untrained network for observed field ``x`` ``(N, C, *grid)`` and target ``y``."""
+        from .surrogates.sparse import SparseOperator
+        return SparseOperator(self.operator, x.shape[1], y.shape[1], list(x.shape[2:]), options=self.options(cfg))
 
     def predict(self, cfg, sample):
         x = node_scatter(sample.y, sample.observation).float().to(cfg.device)
@@ -673,6 +690,112 @@ class DiffusionMethod(Method):
         return pred.detach().double().cpu(), info
 
 
+class ViTOSparse(SparseBaseline):
+    """ViTO (``pdeinv.surrogates.vito``) as an amortised inverse solver on the harness's sparse points.
+
+    The harness observes random grid nodes, not a coarse square grid, so ViTO is
+    trained exactly like the sparse FNO/DeepONet baselines (:class:`SparseBaseline`):
+    input ``[M * u, M]`` (observed values scattered on the grid + the mask, a fresh
+    random mask per training sample at the run's fraction), target the full ``m``;
+    ``out_size`` = the task's grid, so the super-resolution step of ViTO is the
+    identity here.  Same training recipe, cache and test-time scattering as the
+    baselines.  Inverse mode only (ViTO is an inverse operator).
+    """
+
+    modes = ("inverse",)
+
+    def __init__(self):
+        super().__init__("vito")
+
+    def available(self, cfg):
+        if is_boundary_task(cfg.task):
+            return f"ViTO takes interior grid-node observations; task {cfg.task!r} observes the DtN map (use nio)"
+        return _module_missing("pdeinv.surrogates.vito") or _module_missing("pdeinv.surrogates.training")
+
+    def options(self, cfg):
+        return dict(width=16, depth=3, patch_size=1, embed_dim=64, n_heads=4, n_layers=2, seed=cfg.seed)
+
+    def build_model(self, cfg, x, y):
+        from .surrogates.vito import ViTO
+        return ViTO(2 * x.shape[1], y.shape[1], out_size=list(y.shape[2:]), **self.options(cfg))
+
+
+class NIOMethod(SparseBaseline):
+    """NIO (``pdeinv.surrogates.nio``) as an amortised inverse solver on the EIT tasks (``eit*``).
+
+    The sample's data are the noisy DtN fluxes of all ``L`` patterns at every boundary node
+    (:func:`make_sample`); NIO takes them as difference data stacked with the patterns
+    (:func:`pdeinv.surrogates.nio.eit_measurements`) and returns the conductivity.  Trained on
+    ``cfg.n_train`` pairs (10 % held out) for ``cfg.epochs`` epochs with randomised batching over
+    the number of measurements (:func:`~pdeinv.surrogates.nio.nio_loss`), as in
+    ``benchmarks/bench_nio.py``; cached like the sparse baselines.  Other tasks observe interior
+    points of a field, which is not NIO's input: the harness skips it there with that reason.
+    """
+
+    modes = ("inverse",)
+    lr = 2e-3
+
+    def __init__(self):
+        super().__init__("nio")
+
+    def available(self, cfg):
+        if not is_boundary_task(cfg.task):
+            return (f"NIO maps boundary measurement operators (EIT / DtN data, tasks eit*), not the sparse interior "
+                    f"points of task {cfg.task!r}; see benchmarks/bench_nio.py")
+        return _module_missing("pdeinv.surrogates.nio") or _module_missing("pdeinv.surrogates.training")
+
+    def options(self, cfg):
+        return dict(n_modes=[min(8, cfg.res // 2)] * 2, hidden_channels=int(cfg.width), n_layers=4, seed=cfg.seed)
+
+    def settings(self, cfg):
+        return {"operator": "nio", "n_train": cfg.n_train, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+                "lr": self.lr, "options": self.options(cfg)}
+
+    def prepare(self, cfg, data):
+        from .surrogates import load
+        from torch.utils.data import TensorDataset
+
+        from .surrogates.nio import NIO, eit_measurements, nio_loss
+        from .surrogates.training import relative_l2_loss, train
+        final, ckpt = self._paths(cfg)
+        self._problem = _task(cfg.task).make(cfg.res)[1]
+        if final.exists():
+            try:
+                self._model = load(final, map_location=cfg.device).eval()
+                meta = json.loads(final.with_suffix(".json").read_text()) if final.with_suffix(".json").exists() else {}
+                return {"n_train": meta.get("n_train", cfg.n_train), "steps": meta.get("steps"),
+                        "train_time_s": meta.get("train_time_s"), "checkpoint": str(final)}
+            except ValueError as err:
+                log.warning("cached model %s unusable (%s); training again", final, err)
+        m, u = data.train()
+        x = eit_measurements(self._problem, u.double(), difference=True).float()
+        y = m.float()
+        n_val = max(1, int(round(0.1 * x.shape[0])))
+        L, nb = x.shape[1], x.shape[-1]
+        model = NIO(nb, out_size=list(y.shape[2:]), n_measurements=L, difference=True, **self.options(cfg))
+        model.fit_normalizers(x[:-n_val], y[:-n_val])
+        t0 = time.perf_counter()
+        hist = train(model, TensorDataset(x[:-n_val], y[:-n_val]), TensorDataset(x[-n_val:], y[-n_val:]),
+                     loss_fn=nio_loss, val_loss_fn=relative_l2_loss, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                     lr=self.lr, weight_decay=0.0, scheduler="cosine", checkpoint=ckpt, resume=True, seed=cfg.seed,
+                     device=cfg.device, verbose=cfg.verbose)
+        wall = time.perf_counter() - t0
+        model.save(final)
+        meta = {"n_train": x.shape[0] - n_val, "n_val": n_val,
+                "steps": cfg.epochs * math.ceil((x.shape[0] - n_val) / cfg.batch_size), "train_time_s": wall,
+                "best_val_loss": hist.get("best_loss"), "best_epoch": hist.get("best_epoch")}
+        _atomic_write_text(final.with_suffix(".json"), json.dumps(meta))
+        self._model = model.eval()
+        return {**meta, "checkpoint": str(final)}
+
+    def predict(self, cfg, sample):
+        from .surrogates.nio import eit_measurements
+        x = eit_measurements(self._problem, sample.y.double(), difference=True).float().to(cfg.device)
+        with torch.no_grad():
+            pred = self._model(x)
+        return pred.double().cpu(), {}
+
+
 class NotAdapted(Method):
     """A method of the package that the harness has no adapter for yet (listed as skipped, with the reason)."""
 
@@ -701,10 +824,8 @@ register_method(PINNMethod())
 register_method(MCMCMethod())
 register_method(DiffusionMethod("fundps", "fundps", "uno", "grf"))
 register_method(DiffusionMethod("diffusionpde", "diffusionpde", "unet", "white"))
-register_method(NotAdapted("nio", "no harness adapter yet: NIO (pdeinv.surrogates.nio) maps boundary measurement "
-                                  "operators (EIT/DtN data), not sparse interior points; see benchmarks/bench_nio.py"))
-register_method(NotAdapted("vito", "no harness adapter yet for ViTO (pdeinv.surrogates.vito); see "
-                                   "benchmarks/bench_vito.py"))
+register_method(NIOMethod())
+register_method(ViTOSparse())
 register_method(MeanMethod())
 
 

@@ -82,7 +82,7 @@ def main(args) -> int:
             with xr.open_dataset(args.obs, engine="h5netcdf") as ds:
                 res = int(ds.attrs.get("res", res))
     grid, problem = task.make(res)
-    obs, y, attrs = load_observations(args.obs, grid)
+    obs, y, attrs = load_observations(args.obs, grid, field=args.field)
     noise = None
     if args.noise is not None:
         noise = GaussianNoise(relative=args.noise)

@@ -40,14 +40,15 @@ def save_observations(path, points, y, **attrs) -> str:
     return path
 
 
-def load_observations(path, grid, dtype=torch.float64):
-    """Return ``(PointObservation, y (B, 1, P), attrs)`` from a netCDF or mesh file."""
+def load_observations(path, grid, dtype=torch.float64, field: str = "y"):
+    """Return ``(PointObservation, y (B, 1, P), attrs)`` from a netCDF or mesh file
+    (``field``: the point-data array holding the values in a mesh file)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"observation file {str(path)!r} does not exist")
     if path.suffix.lower() in MESH_SUFFIXES:
         from .data.mesh import read_observations
-        obs, y = read_observations(str(path), grid)
+        obs, y = read_observations(str(path), grid, field=field)
         y = torch.as_tensor(y, dtype=dtype)
         while y.dim() < 3:
             y = y.unsqueeze(0)
