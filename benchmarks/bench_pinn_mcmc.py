@@ -10,12 +10,17 @@ time; the final ``pinn_mcmc.json``/``.md`` is rebuilt from every part available)
   sigmoid) vs MAP (TV prior, bounds (3, 12), the task's map_options).  FunDPS needs a trained
   diffusion prior and is not run here (column left for the harness).
 * ``burgers`` -- viscosity identification for Burgers1D (periodic, 128 nodes, u0 = sin 2πx + ½cos 4πx,
-  record times 0.1..0.5, 20 sensors, 1 % noise): PINN (``scalars={"nu": 0.05}``) vs MAP on nu.
+  record times 0.1..0.5, 20 sensors, 1 % noise): PINN (``scalars={"nu": 0.05}``) vs MAP on nu
+  (``--nus 0.01`` runs only the BENCHMARKS viscosity; rows of other viscosities are kept).
 * ``mcmc``    -- darcy on a 33x33 grid (32x32 cells) with a smooth log-normal coefficient:
-  log a ~ N(log 6, 25(-Δ+9)^-2) (cosine basis), 3 % sensors, 1 % noise.  ESS per second of pCN on the
-  true model vs two-level delayed acceptance screened by (i) an FNO trained here on prior draws and
-  (ii) a coarse 17x17 finite-difference solve; then the coverage of the pixel-wise 90 % credible band
-  over 20 test problems (pCN, true model).
+  log a ~ N(log 6, 4(-Δ+9)^-2) (cosine basis), ``--mcmc-sensors`` (default 1 %) sensors,
+  ``--mcmc-noise`` (default 5 %) noise.  ESS per second (and per true-model call) of pCN on the
+  true model vs two-level delayed acceptance screened by (i) an FNO trained here on prior draws
+  (``--fno-train`` pairs, ``--fno-epochs``) and (ii) a coarse 17x17 finite-difference solve; then the
+  coverage of the pixel-wise 90 % credible band over 20 test problems (pCN, true model), with R-hat.
+
+Committed run: ``--parts burgers --nus 0.01 --threads 1`` and
+``--parts mcmc --threads 1 --mcmc-keep 1000 --cov-keep 1000`` (darcy part from an earlier ``--quick`` run).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -149,12 +155,15 @@ def _train_fno(grid, prior, n_train, epochs, seed=0):
         u = torch.cat([prob(a[i:i + 100]) for i in range(0, a.shape[0], 100)])
     ds = torch.utils.data.TensorDataset(a[:n_train].float(), u[:n_train].float())
     val = torch.utils.data.TensorDataset(a[n_train:].float(), u[n_train:].float())
-    model = FNO(n_modes=(12, 12), hidden_channels=24, n_layers=4, domain_padding=0.125, seed=seed)
+    # small and unpadded: on a CPU the FNO's cost per proposal must stay near the 33x33 CG solve's
+    model = FNO(n_modes=(8, 8), hidden_channels=16, n_layers=4, domain_padding=None, seed=seed)
+    model.fit_normalizers(a[:n_train].float(), u[:n_train].float())
     t0 = time.perf_counter()
-    hist = train(model, ds, val, epochs=epochs, batch_size=32, lr=3e-3, verbose=False, seed=seed)
+    hist = train(model, ds, val, epochs=epochs, batch_size=20, lr=5e-3, verbose=False, seed=seed)
     with torch.no_grad():
         err = float(relative_l2(model(a[n_train:].float()).double(), u[n_train:]).mean())
-    return model, dict(n_train=n_train, epochs=epochs, train_seconds=time.perf_counter() - t0,
+    return model, dict(n_train=n_train, n_val=100, epochs=epochs, train_seconds=time.perf_counter() - t0,
+                       arch="FNO(modes 8x8, width 16, 4 layers, no padding), input a, output u, normalised",
                        val_rel_l2=err, final_val=hist.get("val_loss", [None])[-1] if isinstance(hist, dict) else None)
 
 
@@ -166,17 +175,17 @@ def part_mcmc(args):
                                    mean=math.log(6.0))
     problem = pi.physics.Darcy(grid, f=1.0, method="cg")
     noise = pi.GaussianNoise(relative=args.mcmc_noise)
-    n_keep = 400 if args.quick else 1500
+    n_keep = args.mcmc_keep or (400 if args.quick else 1500)
     n_chains = 4
     # --- efficiency: ESS/s on two problems
     fno, fno_info = None, None
     if not args.no_fno:
-        fno, fno_info = _train_fno(grid, prior, n_train=300 if args.quick else 800, epochs=15 if args.quick else 40)
+        fno, fno_info = _train_fno(grid, prior, n_train=args.fno_train, epochs=args.fno_epochs)
         print("FNO:", fno_info, flush=True)
     eff = []
-    for i in range(2):
+    for i in range(args.eff_problems):
         log_a = prior.sample(1, seed=500 + i)
-        obs = pi.PointObservation.random(grid, fraction=0.03, seed=600 + i)
+        obs = pi.PointObservation.random(grid, fraction=args.mcmc_sensors, seed=600 + i)
         fwd = pi.ForwardModel(problem, obs, noise=noise)
         y = fwd(torch.exp(log_a), seed=700 + i)
         screens = {"pcn (true model)": None,
@@ -194,6 +203,8 @@ def part_mcmc(args):
                             stage1=info["stage1_acceptance"], ess_min=info["ess"], ess_loglik=info["ess_loglik"],
                             ess_min_per_s=info["ess"] / info["wall_time"],
                             ess_loglik_per_s=info["ess_loglik"] / info["wall_time"], rhat=info["rhat"],
+                            rhat_loglik=info["rhat_loglik"],
+                            ess_loglik_per_1k_true=1000 * info["ess_loglik"] / info["n_true_model_calls"],
                             true_calls=info["n_true_model_calls"], proposals=info["n_proposals"],
                             coverage90=float(((a >= lo) & (a <= hi)).double().mean()),
                             rel_l2_mean=float(relative_l2(r.m, a).mean())))
@@ -201,29 +212,64 @@ def part_mcmc(args):
     # --- calibration: coverage over >= 20 problems (batched chains, true model)
     n_prob = 20
     log_a = prior.sample(n_prob, seed=900)
-    obs = pi.PointObservation.random(grid, fraction=0.03, seed=901)
+    obs = pi.PointObservation.random(grid, fraction=args.mcmc_sensors, seed=901)
     fwd = pi.ForwardModel(problem, obs, noise=noise)
     y = fwd(torch.exp(log_a), seed=902)
-    n_cov = 300 if args.quick else 1000
+    n_cov = args.cov_keep or (300 if args.quick else 1000)
     solver = MCMC(prior, n_samples=n_cov, n_chains=2, step=0.2, transform=torch.exp, burn_in=n_cov, seed=3)
     r = solver(y, fwd)
     lo, hi = r.credible_interval(0.9)
     a = torch.exp(log_a)
     cov = ((a >= lo) & (a <= hi)).double().flatten(1).mean(1)
     rh = torch.tensor(r.info["rhat"])
+    from pdeinv.solvers.mcmc import split_rhat
+    S, K = n_cov, 2
+    smp = r.samples.reshape(K, S, n_prob, -1)                  # pooled chain-major -> (K, S, B, D)
+    pix_rhat_med = [float(np.nanmedian(split_rhat(smp[:, :, b].double().numpy()))) for b in range(n_prob)]
     calib = dict(n_problems=n_prob, chains=2, n_samples=n_cov, burn_in=solver.burn_in, seconds=r.info["wall_time"],
                  coverage90_mean=float(cov.mean()), coverage90_std=float(cov.std()),
                  coverage90_per_problem=cov.tolist(), rhat_median=float(rh.median()), rhat_max=float(rh.max()),
                  ess_min_median=float(torch.tensor(r.info["ess"]).median()),
+                 rhat_loglik_median=float(torch.tensor(r.info["rhat_loglik"]).median()),
+                 rhat_loglik_max=float(torch.tensor(r.info["rhat_loglik"]).max()),
+                 rhat_pixel_median_of_medians=float(torch.tensor(pix_rhat_med).median()),
                  rel_l2_posterior_mean=float(relative_l2(r.m, a).mean()))
     print("coverage", calib, flush=True)
     meta = dict(grid="33x33 nodes (32x32 cells)",
                 law=f"log a ~ N(log 6, {args.mcmc_sigma ** 2:g} (-Lap + 9 I)^-2), cosine basis",
-                sensors="3 % random nodes", noise=f"{100 * args.mcmc_noise:g} % relative", chains=n_chains,
+                sensors=f"{100 * args.mcmc_sensors:g} % random nodes ({obs.n_obs} points)", noise=f"{100 * args.mcmc_noise:g} % relative", chains=n_chains,
                 n_samples=n_keep, burn_in=n_keep, fno=fno_info, solver="Darcy CG (float64)",
                 fno_note=args.fno_note)
     _save_part("mcmc", dict(efficiency=eff, calibration=calib, meta=meta))
 
+
+
+# Interpretation of the committed run (benchmarks/results/pinn_mcmc.md); printed under the numbers.
+MCMC_READING = (
+    "Reading (committed run: 1 % sensors = 11 points and 5 % noise, chosen so that the posterior is less "
+    "concentrated than with 3 % sensors, where max pixel R-hat was 2-4 at the same lengths). "
+    "**Efficiency.** Both two-level samplers leave the posterior exact and call the true model for only "
+    "~33-36 % of the proposals (2631-2946 calls instead of 8004), with a stage-2 acceptance (accepted / passed) of "
+    "0.67-0.70 (coarse grid) and 0.66-0.79 (FNO, 1.5 % error): the surrogate screens well. Per true-model call the FNO screen "
+    "gives 1.1-2.7x the log-likelihood ESS of pCN. Per *second* it does not win here: at 33x33 the batched "
+    "CG solve (~25 ms for 4 chains) costs about as much as the FNO forward on a CPU (~25 ms for width 16, "
+    "8 modes), so the screen is not cheaper than what it screens; delayed acceptance pays off when the true "
+    "model costs much more than the surrogate (finer grids, time-dependent problems, an FNO on a GPU). "
+    "Wall times come from a shared, oversubscribed 2-core machine and vary ~2x between identical runs "
+    "(pCN took 56 s on problem 0 and 24 s on problem 1 for the same work). "
+    "**Convergence.** The log-likelihood mixes (R-hat 1.03-1.22), the median pixel is near convergence "
+    "(median over problems of the per-problem median pixel R-hat 1.16) but the worst pixels are not "
+    "(max pixel R-hat 1.6-2.6, min pixel ESS ~3): pixels far from the 11 sensors are prior-dominated and "
+    "pCN with the adapted step (acceptance 0.25) decorrelates them only over thousands of steps. "
+    "**Coverage.** The pixel-wise 90 % band covers 86 ± 10 % of the true field over the 20 problems: close "
+    "to nominal but low, consistent with the unconverged chains (under-dispersed bands from 2 short chains); "
+    "it is not evidence of a wrong posterior (the sampler reproduces an analytic posterior in "
+    "tests/test_mcmc.py). Longer chains (10^4+ steps) did not fit the CPU budget of this run.")
+BURGERS_READING = (
+    "PINN at nu = 0.01 needs the longer schedule: with the quick one (2000 Adam + 1000 L-BFGS steps, 64 s) it "
+    "identified nu = 0.0138 (38 % error); with 4000 + 3000 steps, 2.5 % in 249 s. MAP (adjoint of the "
+    "finite-difference solver, L-BFGS on log nu) gets 0.07 % in 3-6 s: for a scalar with a trusted simulator "
+    "the classical solver is far ahead.")
 
 # ----------------------------------------------------------------------------- report
 def report():
@@ -261,6 +307,7 @@ def report():
         md.append(f"\nPINN settings: `{p['meta']['pinn']}`. MAP: no prior, nu = exp(z), L-BFGS, same guess.\n")
         if p["meta"].get("note"):
             md.append(f"Note: {p['meta']['note']}.\n")
+        md.append(BURGERS_READING + "\n")
         records += [dict(part="burgers", **r) for r in p["rows"]]
     if "mcmc" in parts:
         p = parts["mcmc"]
@@ -269,8 +316,11 @@ def report():
         md.append(f"Efficiency: {m['chains']} chains x {m['n_samples']} kept samples (+ {m['burn_in']} burn-in) "
                   f"per sampler and problem.")
         if m.get("fno"):
-            md.append(f"FNO screen: {m['fno']['n_train']} training pairs, {m['fno']['epochs']} epochs "
-                      f"({m['fno']['train_seconds']:.0f} s), validation rel. L2 {100 * m['fno']['val_rel_l2']:.2f} %.")
+            md.append(f"FNO screen: {m['fno'].get('arch', 'FNO')}, trained here on {m['fno']['n_train']} pairs "
+                      f"(a, u) drawn from the same prior law, {m['fno']['epochs']} epochs "
+                      f"({m['fno']['train_seconds']:.0f} s on one CPU thread); relative L2 error of u on "
+                      f"{m['fno'].get('n_val', 100)} held-out prior draws {100 * m['fno']['val_rel_l2']:.2f} % "
+                      f"(the observation noise is {m['noise']}).")
         if m.get("fno_note"):
             md.append(f"\nFNO screen: {m['fno_note']}")
         md.append("")
@@ -279,23 +329,21 @@ def report():
             ("acceptance", "accept.", "{:.2f}"), ("stage1", "stage-1 pass", "{:.2f}"),
             ("true_calls", "true-model calls", None), ("ess_min", "min ESS (pixels)", "{:.0f}"),
             ("ess_min_per_s", "min ESS / s", "{:.2f}"), ("ess_loglik", "ESS log-lik", "{:.0f}"),
-            ("ess_loglik_per_s", "ESS log-lik / s", "{:.2f}"), ("rhat", "max R-hat", "{:.3f}"),
+            ("ess_loglik_per_s", "ESS log-lik / s", "{:.2f}"),
+            ("ess_loglik_per_1k_true", "ESS log-lik / 1000 true calls", "{:.1f}"),
+            ("rhat_loglik", "R-hat log-lik", "{:.3f}"), ("rhat", "max pixel R-hat", "{:.3f}"),
             ("coverage90", "90 % coverage", "{:.2f}")]))
         c = p["calibration"]
         md.append(f"\nCalibration over {c['n_problems']} test problems (pCN on the true model, {c['chains']} chains x "
                   f"{c['n_samples']} samples + {c['burn_in']} burn-in, {c['seconds']:.0f} s for all): empirical "
                   f"coverage of the pixel-wise 90 % credible band {100 * c['coverage90_mean']:.1f} ± "
-                  f"{100 * c['coverage90_std']:.1f} % (mean ± std over problems); R-hat median {c['rhat_median']:.3f}, "
-                  f"max {c['rhat_max']:.3f}; posterior-mean rel. L2 {100 * c['rel_l2_posterior_mean']:.1f} %.\n")
-        md.append("Reading: the chains are **not converged** at these lengths (max R-hat over the 1089 pixels 2-4, "
-                  "min pixel ESS ~3): with 33 sensors the adapted pCN step is small and prior-dominated pixels "
-                  "decorrelate only over thousands of steps (autocorrelation ~ 2/(acceptance * beta^2)). The "
-                  "under-coverage of the 90 % band is that mixing deficit, not a wrong posterior (the sampler "
-                  "reproduces an analytic posterior in tests/test_mcmc.py). The two-level sampler calls the fine "
-                  "model for ~40 % of the proposals; at 33x33 the coarse CG solve is not much cheaper than the "
-                  "fine one, so ESS per second does not improve here (it would with an expensive true model). "
-                  "Wall times were taken on a shared, oversubscribed 2-core machine and vary by 2x between "
-                  "identical runs.\n")
+                  f"{100 * c['coverage90_std']:.1f} % (mean ± std over problems). R-hat next to it: worst pixel "
+                  f"per problem median {c['rhat_median']:.3f}, max {c['rhat_max']:.3f}"
+                  + (f"; median pixel {c['rhat_pixel_median_of_medians']:.3f}; log-likelihood median "
+                     f"{c['rhat_loglik_median']:.3f}, max {c['rhat_loglik_max']:.3f}" if "rhat_loglik_median" in c
+                     else "")
+                  + f". Posterior-mean rel. L2 {100 * c['rel_l2_posterior_mean']:.1f} %.\n")
+        md.append((m.get("reading") or MCMC_READING) + "\n")
         records += [dict(part="mcmc-efficiency", **r) for r in p["efficiency"]]
         records.append(dict(part="mcmc-calibration", **c))
     md.append("\nR-hat: split R-hat; ESS: multi-chain ESS with Geyer's initial monotone sequence (BDA3 §11.4-11.5), "
@@ -314,6 +362,12 @@ def main():
     ap.add_argument("--fno-note", default="", help="text for the report when the FNO screen is skipped")
     ap.add_argument("--mcmc-sigma", type=float, default=2.0, help="amplitude of the log-permeability GRF")
     ap.add_argument("--mcmc-noise", type=float, default=0.05, help="relative observation noise for MCMC")
+    ap.add_argument("--mcmc-sensors", type=float, default=0.01, help="fraction of nodes observed for MCMC")
+    ap.add_argument("--mcmc-keep", type=int, default=0, help="kept samples per chain (efficiency runs)")
+    ap.add_argument("--cov-keep", type=int, default=0, help="kept samples per chain (coverage run)")
+    ap.add_argument("--eff-problems", type=int, default=2)
+    ap.add_argument("--fno-train", type=int, default=400)
+    ap.add_argument("--fno-epochs", type=int, default=25)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
