@@ -2,6 +2,8 @@
 
     /work/venv/bin/python benchmarks/bench_lepde.py [--quick] [--task burgers|ns_long] [--res N]
 
+Results: ``benchmarks/results/lepde-burgers.*`` and (``--task ns_long``) ``lepde-ns.*``.
+
 Forward part (one run, same test trajectories): the solver's trajectories are
 the reference; LE-PDE (latent rollout, one encode + k latent steps + decodes)
 and an FNO applied autoregressively (frame -> next frame) roll out from the
@@ -87,7 +89,7 @@ def main(argv=None):
     n_train = args.n_train or (32 if args.quick else (256 if burgers else 64))
     n_test = args.n_test or (8 if args.quick else 32)
     epochs = args.epochs or (2 if args.quick else 20)
-    name = f"lepde-{args.task}" + ("-quick" if args.quick else "")
+    name = f"lepde-{'ns' if args.task == 'ns_long' else args.task}" + ("-quick" if args.quick else "")
 
     task = TASKS[args.task]
     grid, problem = task.make(res)
@@ -209,7 +211,9 @@ def main(argv=None):
           f"reconstruction weight 1, latent-consistency weight 0.1, latent dimension {lat}; the FNO is trained on "
           f"one-step pairs and rolled out autoregressively.  Data generation {t_data:.0f} s.  The solver row "
           f"re-runs the simulator from the last input frame (its error is its difference from the stored "
-          f"trajectories, i.e. time-stepping restart effects).\n\n" + md_table(fwd_rows, cols))
+          f"trajectories, i.e. time-stepping restart effects)."
+          + ("" if burgers else "  Reduced from the issue's 64x64 grid and FNO-data sizes (1000+ trajectories, "
+             "hundreds of epochs) to fit the CPU budget.") + "\n\n" + md_table(fwd_rows, cols))
     inv_rows = [r for r in records if r["task"] == "burgers-inverse"]
     if inv_rows:
         md += ("\n\n## Inverse: low-mode initial condition from sparse noisy trajectory data\n\n"

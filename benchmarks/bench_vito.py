@@ -141,6 +141,8 @@ def main(argv=None):
     cols = [("method", "method", None), ("rel_l2_mean", "rel. L2 mean", "{:.2%}"), ("rel_l2_std", "± std", "{:.2%}"),
             ("error_rate", "pixel error rate", "{:.2%}"), ("params", "parameters", "{:,}"),
             ("time_per_sample_s", "inference s / sample", "{:.2e}"), ("train_s", "train s", "{:.0f}")]
+    if args.task != "darcy":
+        cols = [c for c in cols if c[0] != "error_rate"]
     src, dst = {"darcy": ("pressure", "permeability"), "ns": ("w(T=1)", "w0"),
                 "wave": (f"displacement u(T={WAVE_T})", "initial displacement u0")}[args.task]
     md = (f"# ViTO: {args.task} inverse problem with super-resolution — CPU scale\n\n"

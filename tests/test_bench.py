@@ -128,3 +128,24 @@ def test_unavailable_method_is_skipped_and_readme(reference, tmp_path, monkeypat
     assert (tmp / "skip" / "README.md").read_text() == before
     with pytest.raises(ValueError, match="unknown benchmark method"):
         run_benchmark(cfg_for(tmp, out="skip"), ["nope"])
+
+
+def test_nio_adapter_is_the_amortised_solver_on_eit(tmp_path):
+    """The harness's NIO adapter gives exactly what ``Amortized(nio)(y, fwd)`` gives on the same noisy DtN data
+    (difference data + patterns wired the same way), is cached, and is skipped off the EIT tasks with a reason."""
+    from pdeinv.physics import ForwardModel
+    from pdeinv.solvers import Amortized
+    from pdeinv.surrogates import load
+    cfg = cfg_for(tmp_path, task="eit", res=12, n_test=2, n_train=6, epochs=1, batch_size=4, width=8)
+    out = run_benchmark(cfg, ["nio"])
+    rec = out["records"][0]
+    ckpt = Path(rec["info"]["checkpoint"]) if "info" in rec and "checkpoint" in rec["info"] else \
+        next((tmp_path / "cache" / "models").glob("eit-12-inverse-sparse-nio-*.pt"))
+    m, u = bench.load_split(cfg, "test", 2)
+    s = bench.make_sample(cfg, 1, m[1:2], u[1:2])
+    grid, problem = bench._task("eit").make(12)
+    r = Amortized(load(ckpt))(s.y, ForwardModel(problem, s.observation))
+    from pdeinv.metrics import relative_l2
+    assert float(relative_l2(r.m, m[1:2])[0]) == pytest.approx(rec["errors"][1], rel=1e-5)
+    skip = run_benchmark(cfg_for(tmp_path, out="s2"), ["nio"])["skipped"]
+    assert skip[0]["method"] == "nio" and "boundary measurement" in skip[0]["reason"]
