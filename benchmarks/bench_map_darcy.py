@@ -63,7 +63,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     records, lines = [], []
     if args.sweep:
-        for w in (0.1, 0.3, 1.0, 3.0, 10.0):
+        for w in (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0):
             s = summary(run(args.n, args.res, w, args.max_iter, seed0=7_000, device=args.device))
             records.append({"split": "validation", "weight": w, **s})
         lines.append("TV-weight sweep on validation seeds (disjoint from the test seeds):\n")

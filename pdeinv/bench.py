@@ -542,6 +542,8 @@ class MCMCMethod(Method):
     max_test = {"quick": 10, "full": 100}
 
     def available(self, cfg):
+        if is_boundary_task(cfg.task):
+            return f"MCMC adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
         return _module_missing("pdeinv.solvers.mcmc")
 
     def settings(self, cfg):
@@ -596,6 +598,8 @@ class PINNMethod(Method):
     max_test = {"quick": 5, "full": 100}
 
     def available(self, cfg):
+        if is_boundary_task(cfg.task):
+            return f"the PINN adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
         return _module_missing("pdeinv.solvers.pinn")
 
     def settings(self, cfg):
@@ -639,6 +643,8 @@ class DiffusionMethod(Method):
         self._model = None
 
     def available(self, cfg):
+        if is_boundary_task(cfg.task):
+            return f"the diffusion samplers adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
         return _module_missing(f"pdeinv.solvers.{self.solver}") or _module_missing("pdeinv.priors.diffusion.training")
 
     def settings(self, cfg):

@@ -24,7 +24,7 @@ import torch
 log = logging.getLogger(__name__)
 
 #: Darcy demo settings: TV weight chosen on seeds disjoint from the demo's (see benchmarks/bench_map_darcy.py)
-DARCY_MAP = dict(prior="tv", weight=1.0, bounds=(3.0, 12.0), max_iter=300)
+DARCY_MAP = dict(prior="tv", weight=10.0, bounds=(3.0, 12.0), max_iter=300)
 
 DEMOS = {
     "darcy": "pdeinv.demo:run_darcy",

@@ -87,7 +87,7 @@ register_task(Task(
     sample_m=sample_darcy_coefficient, m_name="a", u_name="pressure",
     attrs={"equation": "-div(a grad u) = f, u = g on boundary", "f": 1.0, "g": 0.0,
            "law": "a = 12 where mu >= 0 else 3; mu ~ N(0, (-Lap + 9 I)^-2), cosine basis, zero-mean mode dropped"},
-    map_options=dict(prior="tv", bounds=(3.0, 12.0)),
+    map_options=dict(prior="tv", weight=10.0, bounds=(3.0, 12.0)),  # weight: benchmarks/bench_map_darcy.py --sweep
     description="Darcy flow, binary permeability {3, 12}",
 ))
 register_task(Task(
