@@ -8,21 +8,14 @@ and ``benchmarks/results/<name>.md`` (a table a person can read); the top-level
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from pdeinv.bench import git_commit, machine_info  # noqa: F401  (one implementation, in the package)
+from pdeinv.bench import _atomic_write_text, git_commit, machine_info  # noqa: F401  (one implementation, in the package)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+_atomic_write = _atomic_write_text
 
 
 def write_results(name: str, records, markdown: str, meta: dict | None = None, device: str = "cpu") -> Path:

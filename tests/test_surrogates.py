@@ -15,13 +15,6 @@ from pdeinv.surrogates.training import train
 from pdeinv.tasks import TASKS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core CI machine oversubscribed threads make training ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,6 @@ from pdeinv.surrogates import FNO, load
 from pdeinv.surrogates.training import log_path, relative_l2, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _data(n=48, res=8, seed=0):
