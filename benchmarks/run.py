@@ -3,8 +3,9 @@
     python benchmarks/run.py [--quick | --full] [any `pdeinv benchmark` option]
 
 ``--quick`` (the default) runs ``--suite quick``: darcy, poisson and helmholtz,
-inverse and forward, at 64² with every method whose module is installed, in
-<= 30 minutes on 2 CPU cores; ``--full`` is the published-scale GPU suite.
+inverse and forward, at 64² with map, fno, deeponet and mean (name the costlier
+methods with ``--methods``; see ``benchmarks/bench_diffusion.py`` for the
+diffusion headline); ``--full`` is the published-scale GPU suite with every method.
 Results go to ``benchmarks/results/<task>-<mode>.json`` + ``.md`` and
 ``benchmarks/results/README.md`` is regenerated.  See docs/benchmarks.md.
 """

@@ -70,12 +70,12 @@ MODES = ("forward", "inverse")
 SUITES: Dict[str, Dict[str, Any]] = {
     # fits in <= 30 min on 2 CPU cores (see docs/benchmarks.md for the measured time)
     "quick": dict(tasks=("darcy", "poisson", "helmholtz"), modes=("inverse", "forward"), res=64, n_test=100,
-                  n_train=500, epochs=15, batch_size=32, width=16, map_iter=100, steps=100, samples=8,
-                  methods=("map", "fno", "deeponet", "mean")),
+                  n_train=500, epochs=15, batch_size=32, width=16, map_iter=100, steps=40, samples=8,
+                  denoiser_steps=1000, methods=("map", "fno", "deeponet", "mean")),
     # the published-scale configuration, for a GPU
     "full": dict(tasks=("darcy", "poisson", "helmholtz", "ns"), modes=("inverse", "forward"), res=128,
-                 n_test=1000, n_train=50000, epochs=500, batch_size=64, width=64, map_iter=500, steps=500, samples=32,
-                 methods=None),   # None: every registered method
+                 n_test=1000, n_train=50000, epochs=500, batch_size=64, width=64, map_iter=500, steps=2000, samples=32,
+                 denoiser_steps=200000, methods=None),   # None: every registered method
 }
 
 
@@ -101,14 +101,16 @@ class BenchConfig:
     batch_size: int = 32
     width: int = 16           # hidden width of the learned baselines
     map_iter: int = 100
-    steps: int = 100          # sampler steps (diffusion) / PINN epochs scale
+    steps: int = 40           # EDM sampler steps of DiffusionPDE (FunDPS takes steps // 4)
     samples: int = 8          # posterior samples for samplers
+    denoiser_steps: int = 1000  # optimiser steps (batch 16) of each diffusion denoiser
     cache_dir: str = ""
     out_dir: str = "benchmarks/results"
     figures: bool = True
     verbose: bool = True
     workers: Optional[int] = None
     scheduler: Optional[str] = None
+    cap_costly: bool = True   # costly methods run on their ``max_test`` samples (off when --n-test is given)
 
     def common_key(self) -> Dict[str, Any]:
         """What makes a per-sample result reusable (not n_test, not the device, not the output folder).
@@ -362,6 +364,7 @@ class MAPMethod(Method):
 
     def settings(self, cfg):
         opts = dict(_task(cfg.task).map_options)
+        opts.pop("max_iter", None)     # the run's --map-iter (suite default) decides
         return {"max_iter": cfg.map_iter, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}}
 
     def available(self, cfg):
@@ -376,7 +379,7 @@ class MAPMethod(Method):
         task = _task(cfg.task)
         grid, problem = task.make(cfg.res)
         weighting = sample.noise if sample.noise is not None else GaussianNoise(relative=0.01)
-        solver = MAP(**task.map_options, max_iter=cfg.map_iter)
+        solver = MAP(**{**task.map_options, "max_iter": cfg.map_iter})
         device = torch.device(cfg.device)
         y = sample.y.to(device)
         if cfg.mode == "inverse":
@@ -544,6 +547,8 @@ class MCMCMethod(Method):
     def available(self, cfg):
         if is_boundary_task(cfg.task):
             return f"MCMC adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
+        if cfg.task not in ("darcy", "poisson", "helmholtz"):
+            return f"the MCMC adapter has priors for darcy, poisson and helmholtz only, not {cfg.task!r}"
         return _module_missing("pdeinv.solvers.mcmc")
 
     def settings(self, cfg):
@@ -627,43 +632,75 @@ class DiffusionMethod(Method):
 
     FunDPS: neural-operator (UNO) denoiser with Gaussian-random-field noise;
     DiffusionPDE: U-Net denoiser with white noise (``pdeinv.priors.diffusion``).
-    The denoiser is trained once with ``train_denoiser`` for ``cfg.epochs`` epochs
-    on ``cfg.n_train`` joint fields and cached under ``<cache>/models``; each test
-    sample then gets ``cfg.samples`` posterior samples with ``cfg.steps`` EDM
-    steps, guided by its observations and the PDE residual.  The prediction is
-    the posterior mean; coverage of the 90 % band is recorded in inverse mode.
+    Both denoisers see the same ``cfg.n_train`` joint fields for the same number
+    of optimiser steps (``cfg.denoiser_steps``, batch 16), have comparable sizes
+    (``cfg.width``: U-Net base channels / UNO hidden channels) and are cached under
+    ``<cache>/models`` (training resumes from ``.train.pt`` if killed).  One
+    denoiser per task serves both modes.  Each test sample then gets
+    ``cfg.samples`` posterior samples; DiffusionPDE takes ``cfg.steps`` EDM steps,
+    FunDPS ``cfg.steps // 4`` (its claim: as accurate with 4x fewer steps).
+
+    Physics in the guidance (``physics``): ``"auto"`` is the problem's real PDE
+    residual for the elliptic tasks and, for ``ns``, the differentiable simulator
+    between the two time slices, ``u - F(m)`` (``NavierStokes2D.slice_residual``;
+    the one-step residual between t=0 and t=T means nothing); ``"none"`` guides by the observations only (the ablation
+    ``fundps-obs``); ``"simulator"`` (``fundps-sim``) guides the ``m`` channel through the
+    true simulator, ``y = O(F(m))``, and takes ``u = F(m)`` of each sample.  The prediction is the posterior mean; the 90 % band coverage
+    of the target is recorded in both modes.
     """
 
     needs_training = True
     parallel = True
     max_test = {"quick": 20, "full": 1000}
+    batch_size = 16
 
-    def __init__(self, name: str, solver: str, arch: str, noise: str):
+    def __init__(self, name: str, solver: str, arch: str, noise: str, physics: str = "auto", step_divisor: int = 1):
         self.name, self.solver, self.arch, self.noise = name, solver, arch, noise
+        self.physics, self.step_divisor = physics, int(step_divisor)
         self._model = None
 
     def available(self, cfg):
         if is_boundary_task(cfg.task):
             return f"the diffusion samplers adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
+        if self.physics == "simulator" and cfg.task.startswith("ns"):
+            return ("on ns the simulator already guides fundps/diffusionpde (u - F(w0) as the PDE term); the "
+                    "m-only simulator guidance is for the elliptic tasks")
+        if len(_task(cfg.task).grid(cfg.res).shape) != 2:
+            return f"task {cfg.task!r} is not 2-D; the harness's denoisers are 2-D"
         return _module_missing(f"pdeinv.solvers.{self.solver}") or _module_missing("pdeinv.priors.diffusion.training")
 
+    def arch_kwargs(self, cfg):
+        w = int(cfg.width)
+        if self.arch == "uno":
+            return {"hidden": w, "modes": 12, "lifting": 2 * w}
+        return {"base": w, "mults": [1, 2, 2]}
+
+    def physics_for(self, cfg):
+        return "residual" if self.physics == "auto" else self.physics
+
+    def train_settings(self, cfg):
+        return {"arch": self.arch, "noise": self.noise, "arch_kwargs": self.arch_kwargs(cfg), "n_train": cfg.n_train,
+                "denoiser_steps": cfg.denoiser_steps, "batch_size": self.batch_size}
+
+    def sampling_steps(self, cfg):
+        return max(1, int(cfg.steps) // self.step_divisor)
+
     def settings(self, cfg):
-        return {"arch": self.arch, "noise": self.noise, "n_train": cfg.n_train, "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size, "samples": cfg.samples, "steps": cfg.steps}
+        return {**self.train_settings(cfg), "samples": cfg.samples, "steps": self.sampling_steps(cfg),
+                "physics": self.physics_for(cfg)}
 
     def _path(self, cfg):
-        train = {k: v for k, v in self.settings(cfg).items() if k not in ("samples", "steps")}
-        key = _hash({**cfg.common_key(), "mode": "joint", **train})
+        key = _hash({**cfg.common_key(), "mode": "joint", **self.train_settings(cfg)})
         return cfg.cache / "models" / f"{cfg.task}-{cfg.res}-denoiser-{self.arch}-{self.noise}-{key}.pt"
 
     def prepare(self, cfg, data):
         from .priors.diffusion.denoisers import EDMDenoiser
         path = self._path(cfg)
         meta_path = path.with_suffix(".json")
-        if path.exists():
+        if path.exists() and meta_path.exists():     # the .json is written last: both present = finished
             try:
                 self._model = EDMDenoiser.load(path, map_location=cfg.device).eval()
-                meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+                meta = json.loads(meta_path.read_text())
                 return {"n_train": meta.get("n_train", cfg.n_train), "steps": meta.get("steps"),
                         "train_time_s": meta.get("train_time_s"), "checkpoint": str(path)}
             except ValueError as err:
@@ -671,12 +708,18 @@ class DiffusionMethod(Method):
         from .priors.diffusion.training import train_denoiser
         m, u = data.train()
         joint = torch.cat([m, u], 1).float()
-        model = EDMDenoiser(channels=2, arch=self.arch, noise=self.noise, channel_names=["m", "u"], seed=cfg.seed)
+        task = _task(cfg.task)
+        model = EDMDenoiser(channels=2, arch=self.arch, arch_kwargs=self.arch_kwargs(cfg), noise=self.noise,
+                            channel_names=[task.m_name, task.u_name], seed=cfg.seed)
+        per_epoch = math.ceil(joint.shape[0] / self.batch_size)
+        epochs = max(1, math.ceil(cfg.denoiser_steps / per_epoch))
+        ckpt = Path(str(path)[:-3] + ".train.pt")
         t0 = time.perf_counter()
-        train_denoiser(model, joint, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
-                       verbose=cfg.verbose, checkpoint=path)
-        meta = {"n_train": int(joint.shape[0]), "steps": cfg.epochs * math.ceil(joint.shape[0] / cfg.batch_size),
-                "train_time_s": time.perf_counter() - t0}
+        train_denoiser(model, joint, epochs=epochs, batch_size=self.batch_size, seed=cfg.seed, device=cfg.device,
+                       verbose=cfg.verbose, checkpoint=ckpt, resume=ckpt.exists())
+        model.save(path)
+        meta = {"n_train": int(joint.shape[0]), "steps": epochs * per_epoch, "epochs": epochs,
+                "train_time_s": time.perf_counter() - t0, "parameters": int(model.n_parameters())}
         _atomic_write_text(meta_path, json.dumps(meta))
         self._model = model.eval()
         return {**meta, "checkpoint": str(path)}
@@ -687,12 +730,14 @@ class DiffusionMethod(Method):
         task = _task(cfg.task)
         grid, problem = task.make(cfg.res)
         kw = {"clip": tuple(task.map_options["bounds"])} if "bounds" in task.map_options else {}
-        solver = SOLVERS[self.solver](self._model, mode=cfg.mode, physics="residual", n_samples=cfg.samples,
-                                      num_steps=cfg.steps, **kw)
+        if hasattr(problem, "slice_residual"):
+            kw["residual"] = problem.slice_residual
+        solver = SOLVERS[self.solver](self._model, mode=cfg.mode, physics=self.physics_for(cfg), n_samples=cfg.samples,
+                                      num_steps=self.sampling_steps(cfg), **kw)
         fwd = ForwardModel(problem, sample.observation, noise=sample.noise).to(cfg.device)
         res = solver(sample.y.to(cfg.device), fwd, seed=sample.method_seed)
-        pred = res.m if cfg.mode == "inverse" else res.u
-        info = {"samples": res.samples.cpu()} if cfg.mode == "inverse" and res.samples is not None else {}
+        pred, draws = (res.m, res.samples) if cfg.mode == "inverse" else (res.u, res.u_samples)
+        info = {"samples": draws.cpu()} if draws is not None else {}
         return pred.detach().double().cpu(), info
 
 
@@ -828,8 +873,10 @@ register_method(SparseBaseline("fno"))
 register_method(SparseBaseline("deeponet"))
 register_method(PINNMethod())
 register_method(MCMCMethod())
-register_method(DiffusionMethod("fundps", "fundps", "uno", "grf"))
+register_method(DiffusionMethod("fundps", "fundps", "uno", "grf", step_divisor=4))
 register_method(DiffusionMethod("diffusionpde", "diffusionpde", "unet", "white"))
+register_method(DiffusionMethod("fundps-obs", "fundps", "uno", "grf", physics="none", step_divisor=4))
+register_method(DiffusionMethod("fundps-sim", "fundps", "uno", "grf", physics="simulator", step_divisor=4))
 register_method(NIOMethod())
 register_method(ViTOSparse())
 register_method(MeanMethod())
@@ -1037,7 +1084,9 @@ def summarize(cfg: BenchConfig, method: Method, recs: List[Dict[str, Any]], info
                settings=settings, key=key, commit=git_commit())
     for k in ("coverage90", "posterior_std", "acceptance"):
         if recs and k in recs[0]:
-            out[k + "_mean"] = float(np.nanmean([r.get(k, np.nan) for r in recs]))
+            vals = [float(r.get(k, np.nan)) for r in recs]
+            out[k + "_mean"] = float(np.nanmean(vals))
+            out[k + "_values"] = vals
     if recs and "iterations" in recs[0]:
         out["mean_iterations"] = float(np.mean([r["iterations"] or 0 for r in recs]))
     return out
@@ -1075,8 +1124,11 @@ def _dask_client(cfg: BenchConfig):
 
 
 def run_benchmark(cfg: BenchConfig, methods: Optional[List[str]] = None, *, _stop_after: Optional[int] = None,
-                  write_readme_file: bool = True) -> Dict[str, Any]:
+                  write_readme_file: bool = True, report_only: bool = False) -> Dict[str, Any]:
     """Run ``methods`` (names in :data:`METHODS`; default all) on one task and mode; return the JSON payload.
+
+    ``report_only``: compute nothing; write the JSON/README from the samples already recorded in the
+    JSONL (e.g. of a run stopped early: its methods are marked ``partial`` with their sample count).
 
     ``_stop_after`` (tests): raise ``KeyboardInterrupt`` after that many newly
     computed samples, to simulate a killed run.
@@ -1111,6 +1163,8 @@ def run_benchmark(cfg: BenchConfig, methods: Optional[List[str]] = None, *, _sto
                 try:
                     settings = method.settings(cfg)
                     key = _hash({**cfg.common_key(), "method": name, "settings": settings})
+                    if report_only and not any(r.get("method") == name and r.get("key") == key for r in done_all):
+                        continue      # nothing recorded: nothing to report, and nothing is computed
                     t0 = time.perf_counter()
                     info = method.prepare(cfg, data) or {}
                     info.setdefault("train_time_s", time.perf_counter() - t0 if method.needs_training else 0.0)
@@ -1121,8 +1175,9 @@ def run_benchmark(cfg: BenchConfig, methods: Optional[List[str]] = None, *, _sto
                 skipped.append({"method": name, "status": "skipped", "reason": reason})
                 continue
             have = {r["index"]: r for r in done_all if r.get("method") == name and r.get("key") == key}
-            n_test = min(cfg.n_test, getattr(method, "max_test", {}).get(cfg.suite, cfg.n_test))
-            todo = [i for i in range(n_test) if i not in have]
+            n_test = (min(cfg.n_test, getattr(method, "max_test", {}).get(cfg.suite, cfg.n_test)) if cfg.cap_costly
+                      else cfg.n_test)
+            todo = [] if report_only else [i for i in range(n_test) if i not in have]
             log.info("%s on %s: %d samples cached, %d to run", name, cfg.name, n_test - len(todo), len(todo))
             fig_path = fig_dir / f"{name}-{key}-0.pt"
 
@@ -1304,6 +1359,7 @@ def write_readme(results_dir="benchmarks/results") -> Path:
             if not_run:
                 out.append(f"| {cfg['task']} | {cfg['mode']} | | not run in this configuration: "
                            f"{', '.join(not_run)} | | | | | | | | | | |")
+        out += headline_table(runs)
         out += ["", "Published reference table (relative L2 %, forward / inverse, 3 % points, 128²):", "",
                 "| task | " + " | ".join(PUBLISHED["columns"]) + " |", "|---|" + "---|" * len(PUBLISHED["columns"])]
         for t in ("darcy", "poisson", "helmholtz", "ns"):
@@ -1324,6 +1380,83 @@ def write_readme(results_dir="benchmarks/results") -> Path:
     path = results_dir / "README.md"
     _atomic_write_text(path, "\n".join(out).rstrip() + "\n")
     return path
+
+
+HEADLINE_METHODS = ("fundps", "diffusionpde", "fundps-obs", "fundps-sim", "map", "fno", "deeponet", "pinn", "mcmc", "nio", "vito",
+                    "mean")
+
+
+def headline_table(runs: List[Dict[str, Any]]) -> List[str]:
+    """Diffusion posteriors beside the other methods on the *same* test samples.
+
+    For every task and mode with a diffusion record, the methods are scored on the
+    first ``n`` test samples, ``n`` = the fewest the diffusion methods ran (the
+    per-sample errors are stored in index order), so the rows compare like with
+    like; methods run on fewer samples (PINN, MCMC) get a second block over the
+    first ``k`` samples that every method ran."""
+    out, summary = [], []
+    order_t = ("darcy", "poisson", "helmholtz", "ns")
+    for d in sorted(runs, key=lambda d: (order_t.index(d["config"]["task"]) if d["config"]["task"] in order_t else 9,
+                                         d["config"]["mode"])):
+        recs = {r["method"]: r for r in d["records"] if r.get("errors")}
+        diff = [m for m in ("fundps", "diffusionpde") if m in recs]
+        if not diff:
+            continue
+        cfg = d["config"]
+        if not out:
+            out += ["", "## Headline: diffusion posteriors (FunDPS, DiffusionPDE) beside MAP and the sparse baselines",
+                    "",
+                    "Every row of a block is scored on the same first *n* test samples (same fields, same random "
+                    "point sets and noise). FunDPS samples with a quarter of DiffusionPDE's EDM steps; both "
+                    "denoisers see the same training pairs for the same number of optimiser steps. `fundps-obs`: "
+                    "FunDPS with observation guidance only (no PDE term); `fundps-sim`: the FunDPS prior of m guided through the true simulator (y = O(F(m)), u = F(m)). Physics in the guidance: the real PDE "
+                    "residual (elliptic tasks) or the simulator between the time slices, u - F(w0) (ns). "
+                    "Coverage: fraction of the true field's pixels inside the pixel-wise 90 % band of the "
+                    "posterior samples (goal 0.8-0.95). Published: BENCHMARKS.md, 128², 50,000 pairs."]
+        order = [m for m in HEADLINE_METHODS if m in recs] + [m for m in recs if m not in HEADLINE_METHODS]
+        n = min(len(recs[m]["errors"]) for m in diff)
+        summary.append((cfg["task"], cfg["mode"], n, {m: float(np.mean(recs[m]["errors"][:n])) for m in order
+                                                      if len(recs[m]["errors"]) >= n}))
+        blocks = [(n, [m for m in order if len(recs[m]["errors"]) >= n])]
+        k = min(len(recs[m]["errors"]) for m in order)
+        if k < n:
+            blocks.append((k, order))
+        for nn, methods in blocks:
+            out += ["", f"### {cfg['task']} — {cfg['mode']} ({d['records'][0]['res']}², n = {nn})", "",
+                    "| method | rel. L2 % | pixel error % | 90 % coverage | sampler steps | s / sample | peak MiB | "
+                    "train pairs | train steps | train s | published % |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|"]
+            out += [_headline_row(cfg, recs[m], nn) for m in methods]
+    if summary:     # one line per task and mode, right under the section's introduction
+        cols = [m for m in HEADLINE_METHODS if any(m in row[3] for row in summary)]
+        table = ["", "Relative L2 % of the posterior mean / estimate, same first n samples per row (details below):",
+                 "", "| task | mode | n | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
+        for task, mode, n, errs in summary:
+            best = min(errs.values())
+            table.append(f"| {task} | {mode} | {n} | " + " | ".join(
+                "" if m not in errs else (f"**{100 * errs[m]:.1f}**" if errs[m] == best else f"{100 * errs[m]:.1f}")
+                for m in cols) + " |")
+        out[4:4] = table
+    return out
+
+
+def _headline_row(cfg: Dict[str, Any], r: Dict[str, Any], n: int) -> str:
+    mname = r["method"]
+    e = np.array(r["errors"][:n], dtype=float)
+    er = np.array(r["error_rates"][:n], dtype=float) if r.get("error_rates") else None
+    cov = r.get("coverage90_values")
+    cov = f"{np.nanmean(cov[:n]):.2f}" if cov else (f"{r['coverage90_mean']:.2f}" if r.get("coverage90_mean")
+                                                     is not None else "")
+    st = r.get("settings", {}) or {}
+    pub = PUBLISHED_FOR_METHOD.get(mname)
+    pv = published(cfg["task"], cfg["mode"], pub) if pub else None
+    return "| " + " | ".join([
+        mname, _fmt_pm(float(e.mean()), float(e.std())),
+        _fmt_pm(float(er.mean()), float(er.std())) if er is not None else "", cov,
+        str(st.get("steps", "")) if "denoiser_steps" in st else "",
+        _fmt(r["time_per_sample_s"]), _fmt(r["peak_mem_mb"], "{:.0f}"), _fmt(r.get("n_train"), "{}"),
+        _fmt(r.get("steps"), "{}") if r.get("n_train") else "", _fmt(r.get("train_time_s"), "{:.0f}"),
+        "" if pv is None else f"{pv:g}"]) + " |"
 
 
 def _is_harness_json(path: Path) -> bool:
@@ -1389,14 +1522,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default="quick", choices=sorted(SUITES),
                    help="size preset: quick (<= 30 min on 2 CPU cores) or full (published scale, GPU)")
     p.add_argument("--res", type=int, default=None, help="grid resolution (default: suite)")
-    p.add_argument("--n-test", type=int, default=None, help="number of test samples (default: suite)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="number of test samples for every method (default: the suite's, with costly methods -- pinn, "
+                        "mcmc, diffusion -- on fewer)")
     p.add_argument("--n-train", type=int, default=None, help="training-set size for learned methods (default: suite)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs for learned methods (default: suite)")
     p.add_argument("--width", type=int, default=None, help="hidden width of FNO/DeepONet baselines (default: suite)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest on a shared or busy machine)")
     p.add_argument("--map-iter", type=int, default=None, help="L-BFGS iterations of MAP (default: suite)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps of diffusion methods (default: suite)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="EDM sampler steps of DiffusionPDE; FunDPS takes a quarter (default: suite)")
+    p.add_argument("--denoiser-steps", type=int, default=None,
+                   help="optimiser steps (batch 16) of each diffusion denoiser (default: suite)")
     p.add_argument("--obs", type=float, default=0.0305, help="fraction of grid nodes observed (default 0.0305)")
     p.add_argument("--noise", type=float, default=0.01, help="noise std relative to the RMS of the data (default 0.01)")
     p.add_argument("--workers", type=int, default=None, help="run per-sample methods on a local Dask cluster of N processes")
@@ -1404,6 +1542,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="dataset/checkpoint cache (default $PDEINV_CACHE or ~/.cache/pdeinv)")
     p.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
     p.add_argument("--no-figures", action="store_true", help="do not draw figures")
+    p.add_argument("--report-only", action="store_true",
+                   help="compute nothing: write the tables from the samples already recorded (partial runs)")
 
 
 def configs_from_args(args) -> List[BenchConfig]:
@@ -1422,8 +1562,10 @@ def configs_from_args(args) -> List[BenchConfig]:
                 n_train=args.n_train or suite["n_train"], epochs=args.epochs or suite["epochs"],
                 batch_size=suite["batch_size"], width=args.width or suite["width"], map_iter=args.map_iter or suite["map_iter"],
                 steps=args.steps or suite["steps"], samples=suite["samples"],
+                denoiser_steps=args.denoiser_steps or suite["denoiser_steps"],
                 cache_dir=str(args.cache_dir or default_cache_dir()), out_dir=args.out,
-                figures=not args.no_figures, verbose=not args.quiet, workers=args.workers, scheduler=args.scheduler))
+                figures=not args.no_figures, verbose=not args.quiet, workers=args.workers, scheduler=args.scheduler,
+                cap_costly=args.n_test is None))
     return out
 
 
@@ -1436,7 +1578,7 @@ def main(args) -> int:
                else (list(suite_methods) if suite_methods else None))
     t0 = time.perf_counter()
     for cfg in configs_from_args(args):
-        payload = run_benchmark(cfg, methods)
+        payload = run_benchmark(cfg, methods, report_only=args.report_only)
         for r in payload["records"]:
             extra = (f", pixel error {100 * r['error_rate_mean']:.2f} %" if r.get("error_rate_mean") is not None else "")
             log.info("%s %s: rel. L2 %s %%%s, %.3g s/sample", cfg.name, r["method"],

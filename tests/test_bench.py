@@ -73,6 +73,10 @@ def test_killed_run_resumes_to_the_same_table(reference, tmp_path):
     text = log.read_text()
     assert len(text.splitlines()) == 2
     log.write_text(text[: len(text) - 25])        # killed in the middle of writing the 2nd record
+    partial = run_benchmark(cfg, ["map", "mean"], report_only=True)   # tables from what is there, no work
+    assert [(r["method"], r["status"], r["n_test"]) for r in partial["records"]] == [("map", "partial", 1)]
+    assert partial["records"][0]["errors"] == table(first)["map"][0][:1]
+    assert len(log.read_text().splitlines()) == 2
     calls = []
     orig = bench.MAPMethod.predict
 
@@ -149,3 +153,42 @@ def test_nio_adapter_is_the_amortised_solver_on_eit(tmp_path):
     assert float(relative_l2(r.m, m[1:2])[0]) == pytest.approx(rec["errors"][1], rel=1e-5)
     skip = run_benchmark(cfg_for(tmp_path, out="s2"), ["nio"])["skipped"]
     assert skip[0]["method"] == "nio" and "boundary measurement" in skip[0]["reason"]
+
+
+def test_diffusion_adapters_share_data_and_budget_and_fundps_takes_a_quarter_of_the_steps(tmp_path):
+    """FunDPS and DiffusionPDE: same pairs, same optimiser steps, comparable widths; FunDPS samples
+    with steps // 4; the denoiser is cached only once finished (the .json is written last)."""
+    cfg = cfg_for(tmp_path, steps=40, denoiser_steps=3, n_train=8)
+    fun, dpde, obs = (bench.METHODS[k] for k in ("fundps", "diffusionpde", "fundps-obs"))
+    sf, sd = fun.settings(cfg), dpde.settings(cfg)
+    assert (sf["steps"], sd["steps"]) == (10, 40)
+    for k in ("n_train", "denoiser_steps", "batch_size"):
+        assert sf[k] == sd[k]
+    assert sf["arch_kwargs"]["hidden"] == sd["arch_kwargs"]["base"] == cfg.width
+    assert obs._path(cfg) == fun._path(cfg) == bench.METHODS["fundps-sim"]._path(cfg)   # ablations reuse it
+    assert (sf["physics"], obs.settings(cfg)["physics"]) == ("residual", "none")
+    data = bench.Data(cfg)
+    meta = dpde.prepare(cfg, data)
+    assert meta["steps"] == 3 and meta["n_train"] == 8
+    path = dpde._path(cfg)
+    assert path.exists() and path.with_suffix(".json").exists()
+    again = dpde.prepare(cfg, data)                          # reused, not retrained
+    assert again["train_time_s"] == meta["train_time_s"]
+    assert bench.METHODS["fundps"].available(BenchConfig(task="burgers")) is not None
+    assert bench.METHODS["fundps-sim"].available(BenchConfig(task="ns")) is not None
+
+
+def test_headline_scores_every_row_on_the_same_samples():
+    """The headline block compares methods on the diffusion methods' first n samples, and a method run
+    on fewer samples (PINN) gets a second block over the samples every method ran."""
+    def rec(method, errors, **kw):
+        return {"method": method, "errors": errors, "time_per_sample_s": 1.0, "peak_mem_mb": 0.0, "res": 16,
+                "settings": {}, **kw}
+    run = {"config": {"task": "darcy", "mode": "forward"}, "records": [
+        rec("fundps", [0.1, 0.3]), rec("diffusionpde", [0.2, 0.2, 0.9]), rec("map", [0.4, 0.4, 0.0, 0.0]),
+        rec("pinn", [0.05])]}
+    text = "\n".join(bench.headline_table([run]))
+    assert "| darcy | forward | 2 | 20.0 | 20.0 | 40.0 |" in text.replace("**", "")   # means over samples 0, 1
+    assert "### darcy — forward (16², n = 2)" in text and "### darcy — forward (16², n = 1)" in text
+    assert "| pinn | 5.00 ± 0.00 |" in text
+    assert bench.headline_table([{"config": {"task": "darcy", "mode": "forward"}, "records": [rec("map", [0.1])]}]) == []

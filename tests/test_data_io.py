@@ -1,5 +1,4 @@
 """Dataset schema, netCDF/zarr round trips, bad files, InverseResult export, torch datasets."""
-import json
 
 import numpy as np
 import pytest

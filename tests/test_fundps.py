@@ -113,3 +113,26 @@ def test_uno_model_two_resolutions_seeded_and_tuned_weights_saved(tmp_path):
     model.save(path)
     again = FunDPS.load(path, mode="forward", physics="none")
     assert again.weights["obs"] == best["obs"]
+
+
+def test_residual_callable_and_physical_clip(prob):
+    """``residual=`` replaces fwd.problem.residual (same samples when it is the same function),
+    and the returned samples of m respect ``clip``."""
+    calls = []
+
+    def residual(m, u):
+        calls.append(1)
+        return prob["fwd"].problem.residual(m, u)
+
+    def run(**kw):
+        solver = FunDPS(AnalyticGaussianDenoiser(prob["moments"], noise=GRFNoise(), channels=2), mode="inverse",
+                        physics="residual", n_samples=4, num_steps=6, batch_size=4, clip=(-0.3, 0.3), **kw)
+        return solver(prob["y_inv"], prob["fwd"], seed=0)
+
+    a, b = run(), run(residual=residual)
+    assert calls
+    assert torch.equal(a.samples, b.samples)
+    assert float(a.samples.min()) >= -0.3 and float(a.samples.max()) <= 0.3
+    assert float(a.samples.abs().max()) == pytest.approx(0.3)     # the clip is active on this problem
+    with pytest.raises(ValueError, match="callable"):
+        run(residual=1.0)

@@ -218,3 +218,23 @@ def test_ns_long_dataset_is_a_time_series_of_the_simulator():
     w = problem(m)
     assert float(abs(ds["m"].values[1] - m[0, 0].numpy()).max()) == 0
     assert float(abs(ds["u"].values[1] - w[0, :, 0].numpy()).max()) < 1e-12
+
+
+def test_slice_residual_vanishes_on_the_solution_and_substeps_fast_fields():
+    """u - F(m) between distant slices: zero on the simulator's own output, Taylor rate 2 in m,
+    and a field too fast for the step is sub-stepped (same answer as a finer step) instead of raising."""
+    grid = Grid2D(16, bc="periodic")
+    w0, dw = GaussianRandomField(grid, **NS_LAW).sample(2, seed=7).split(1)
+    p = NavierStokes2D(grid, record_times=0.2, dt=0.02)
+    u = p(w0)
+    assert p.slice_residual(w0, u).abs().max() < 1e-12
+    J = lambda m: 0.5 * p.slice_residual(m, u + 0.1).pow(2).sum()  # noqa: E731
+    assert taylor_test(J, w0, dw) > 1.9
+    fast = w0 * (2.0 / p.courant(w0))          # Courant number 2
+    with pytest.raises(ValueError, match="Courant"):
+        p(fast)
+    k = math.ceil(1.01 * p.courant(fast))
+    fine = NavierStokes2D(grid, record_times=0.2, dt=0.02 / k)
+    assert p.slice_residual(fast, fine(fast)).abs().max() < 1e-10
+    with pytest.raises(ValueError, match="max_substeps"):
+        p.slice_residual(fast, u, max_substeps=1)

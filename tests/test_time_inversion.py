@@ -1,5 +1,4 @@
 """Inversion through time with MAP: initial vorticity, viscosity, forcing amplitude, wave speed."""
-import math
 
 import pytest
 import torch

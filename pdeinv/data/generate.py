@@ -178,7 +178,6 @@ def _part_done(path: Path) -> bool:
 # ----------------------------------------------------------------------------- assembly
 def _assemble(out: Path, part_files, verbose: bool):
     """Write the parts into ``out`` atomically; netCDF via a lazy concat, zarr by appending."""
-    import xarray as xr
     tmp = out.parent / f".{out.name}.assemble.tmp"
     if tmp.exists():
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()

@@ -256,6 +256,28 @@ class NavierStokes2D(nn.Module):
             raise ValueError(f"time step dt={self.dt:g} is too large for this initial vorticity: Courant number "
                              f"dt*max|u|*k_max = {cr:.3g} > {COURANT_MAX}; reduce dt to <= {self.dt * COURANT_MAX / cr:.3g}")
 
+    def slice_residual(self, m: torch.Tensor, u: torch.Tensor, max_substeps: int = 64) -> torch.Tensor:
+        r"""Simulator residual between the time slices: :math:`r = u - F(m)` (vorticity units).
+
+        The physics residual to use when the stored frames are far apart (``ns``: ``w0`` and
+        ``w(T=1)``), where the one-step :meth:`residual` means nothing -- e.g. as PDE guidance of a
+        joint diffusion prior over ``(w0, w(T))``.  Differentiable in both arguments.  A rough
+        estimate of ``m`` (a denoiser's early guess) can be faster than the data the time step was
+        chosen for; then the step is divided (up to ``max_substeps``) to keep the Courant number
+        <= 1 instead of raising.
+        """
+        w0, forcing, nu, amp = self._unpack(m)
+        cr = self.courant(w0)
+        plan = self.plan
+        if cr > COURANT_MAX:
+            k = math.ceil(1.01 * cr / COURANT_MAX)
+            if k > max_substeps:
+                raise ValueError(f"slice_residual: Courant number {cr:.3g} of m needs {k} substeps per step "
+                                 f"(> max_substeps={max_substeps}); m is far outside the data's range")
+            plan = schedule(self.times, self.dt / k)
+        pred = simulate(self.state_grid, w0, nu, forcing, amp, plan, checkpoint=self.checkpoint, single=self.single)
+        return u - pred
+
     def rhs(self, w: torch.Tensor, m: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""Continuous right-hand side :math:`\partial_t w = -\mathbf u\cdot\nabla w + \nu\Delta w + f` (spectral)."""
         if m is None:

@@ -36,7 +36,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .._validation import check_field, check_finite
+from .._validation import check_field
 from .grid import Grid2D
 from .time_stepping import parse_record_times, rollout, schedule
 

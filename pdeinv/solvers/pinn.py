@@ -261,7 +261,7 @@ class PINN(InverseSolver):
         if problem is None:
             raise ValueError("the PINN needs a ForwardModel with a physical problem (fwd.problem); "
                              "a surrogate forward model has no PDE residual")
-        dde = import_deepxde()
+        import_deepxde()   # sets the backend before pinn_problem imports deepxde
         spec0 = pinn_problem(problem, self.scalars, self.known, self.field_bounds)
         yb = y.reshape(y.shape[0], -1) if y.dim() == 3 and y.shape[1] == 1 else None
         if y.dim() == 4 and y.shape[2] == 1:            # time series (B, T, 1, P) -> (B, T*P), time-major

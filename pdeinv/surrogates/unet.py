@@ -18,7 +18,7 @@ priors lives separately in ``pdeinv.priors.diffusion``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -13,7 +13,9 @@ PDE guidance is switched on.  ``solver(y, fwd, seed=) -> InverseResult``:
                     sparse observations of ``m`` too.
 
 ``physics``: ``"residual"`` (joint (m, u) prior; the problem's real PDE
-residual guides), ``"simulator"`` (guidance and ``u`` through ``fwd`` itself --
+residual guides -- ``fwd.problem.residual``, or the ``residual=`` callable, e.g.
+``NavierStokes2D.slice_residual`` between distant time slices or ``u - S(m)``
+with a surrogate ``S``), ``"simulator"`` (guidance and ``u`` through ``fwd`` itself --
 the adjoint simulator or a ``SurrogateForward``; works with an ``m``-only
 prior), or ``"none"`` (observations only; ``u`` from the joint prior).
 
@@ -55,7 +57,10 @@ class DiffusionPosteriorSolver(InverseSolver):
         guidance (defaults: the tuned ones recorded in the model for this
         mode/physics, else 1).
     m_channel, u_channel : channel indices in the prior (``u_channel=None`` for an ``m``-only prior).
-    clip : ``(lo, hi)`` range of ``m`` used inside PDE/simulator guidance (e.g. Darcy's (3, 12)).
+    clip : ``(lo, hi)`` physical range of ``m`` (e.g. Darcy's (3, 12)): used inside PDE/simulator
+        guidance, and the returned samples of ``m`` are clamped to it.
+    residual : ``residual(m, u)`` (physical fields) for ``physics="residual"``; default
+        ``fwd.problem.residual``.
     batch_size : chains sampled together.
     """
 
@@ -65,7 +70,7 @@ class DiffusionPosteriorSolver(InverseSolver):
     def __init__(self, prior, mode: str = "inverse", physics: str = "residual", n_samples: int = 8,
                  num_steps: Optional[int] = None, sampler: str = "heun", weights: Optional[dict] = None,
                  m_channel: int = 0, u_channel: Optional[int] = -1, clip=None, batch_size: int = 64,
-                 dtype=None, S_churn: Optional[float] = None, verbose: bool = False):
+                 dtype=None, S_churn: Optional[float] = None, verbose: bool = False, residual=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
         if physics not in PHYSICS:
@@ -83,6 +88,9 @@ class DiffusionPosteriorSolver(InverseSolver):
         self.n_samples, self.num_steps = int(n_samples), int(num_steps or self.default_steps)
         self.sampler, self.m_channel, self.u_channel = sampler, int(m_channel), u_channel
         self.clip, self.batch_size, self.dtype, self.S_churn, self.verbose = clip, int(batch_size), dtype, S_churn, verbose
+        if residual is not None and not callable(residual):
+            raise ValueError("residual= must be a callable residual(m, u)")
+        self.residual = residual
         recorded = {}
         if hasattr(prior, "guidance_weights"):
             recorded = prior.guidance_weights.get(f"{mode}/{physics}", {})
@@ -124,11 +132,14 @@ class DiffusionPosteriorSolver(InverseSolver):
         if self.mode == "both" and y_m is not None:
             terms.append((ObservationGuidance(obs_m, y_m, mc, s_m, scales[mc], noise), w["obs"], self.obs_activity()))
         if self.physics == "residual" and w.get("pde", 0) != 0:
-            problem = getattr(fwd, "problem", None)
-            if problem is None or not hasattr(problem, "residual"):
-                raise ValueError("physics='residual' needs fwd.problem.residual(m, u); use physics='simulator' "
-                                 "or 'none' with this forward model")
-            terms.append((ResidualGuidance(problem.residual, mc, uc, (scales[mc], scales[uc]), clip=self.clip),
+            residual = self.residual
+            if residual is None:
+                problem = getattr(fwd, "problem", None)
+                if problem is None or not hasattr(problem, "residual"):
+                    raise ValueError("physics='residual' needs fwd.problem.residual(m, u) or residual=; use "
+                                     "physics='simulator' or 'none' with this forward model")
+                residual = problem.residual
+            terms.append((ResidualGuidance(residual, mc, uc, (scales[mc], scales[uc]), clip=self.clip),
                           w["pde"], self.pde_activity()))
         return PosteriorGuidance(terms, self.prior.decode, self.prior.schedule, noise)
 
@@ -172,11 +183,11 @@ class DiffusionPosteriorSolver(InverseSolver):
                 out.append(prior.decode(z).to(y.dtype))
         x = torch.cat(out).reshape(B, S, C, *grid.shape)
         m_s = x[:, :, self.m_channel:self.m_channel + 1].transpose(0, 1).contiguous()   # (S, B, 1, *grid)
+        if self.clip is not None:     # samples outside the physical range of m are not admissible
+            m_s = m_s.clamp(*self.clip)
         if self.physics == "simulator" or self.u_channel is None:
             with torch.no_grad():
                 mm = m_s.reshape(S * B, 1, *grid.shape)
-                if self.clip is not None:
-                    mm = mm.clamp(*self.clip)
                 u_s = fwd.solve(mm).reshape(S, B, 1, *grid.shape).to(y.dtype)
         else:
             u_s = x[:, :, self.u_channel:self.u_channel + 1].transpose(0, 1).contiguous()
