@@ -1071,7 +1071,8 @@ def summarize(cfg: BenchConfig, method: Method, recs: List[Dict[str, Any]], info
     err = np.array([r["rel_l2"] for r in recs], dtype=float)
     out = {"method": method.name, "status": "ok" if len(recs) == (n_test or cfg.n_test) else "partial",
            "n_test": len(recs), "error": "relative L2", "error_mean": float(np.mean(err)) if len(err) else None,
-           "error_std": float(np.std(err)) if len(err) else None, "errors": [float(e) for e in err]}
+           "error_std": float(np.std(err)) if len(err) else None, "errors": [float(e) for e in err],
+           "indices": [int(r["index"]) for r in recs]}
     if recs and "error_rate" in recs[0]:
         er = np.array([r["error_rate"] for r in recs], dtype=float)
         out.update(error_rate_mean=float(er.mean()), error_rate_std=float(er.std()), error_rates=er.tolist())
@@ -1398,7 +1399,7 @@ def headline_table(runs: List[Dict[str, Any]]) -> List[str]:
     order_t = ("darcy", "poisson", "helmholtz", "ns")
     for d in sorted(runs, key=lambda d: (order_t.index(d["config"]["task"]) if d["config"]["task"] in order_t else 9,
                                          d["config"]["mode"])):
-        recs = {r["method"]: r for r in d["records"] if r.get("errors")}
+        recs = {r["method"]: _first_consecutive(r) for r in d["records"] if r.get("errors")}
         diff = [m for m in ("fundps", "diffusionpde") if m in recs]
         if not diff:
             continue
@@ -1437,6 +1438,20 @@ def headline_table(runs: List[Dict[str, Any]]) -> List[str]:
                 "" if m not in errs else (f"**{100 * errs[m]:.1f}**" if errs[m] == best else f"{100 * errs[m]:.1f}")
                 for m in cols) + " |")
         out[4:4] = table
+    return out
+
+
+def _first_consecutive(r: Dict[str, Any]) -> Dict[str, Any]:
+    """The record restricted to test samples 0, 1, ..., k-1 (the longest such run it has), so that "the
+    first n samples" are the same samples for every method even after a run with gaps."""
+    idx = r.get("indices") or list(range(len(r["errors"])))
+    k = 0
+    while k < len(idx) and idx[k] == k:
+        k += 1
+    out = dict(r)
+    for key in ("errors", "error_rates", "coverage90_values"):
+        if out.get(key):
+            out[key] = out[key][:k]
     return out
 
 

@@ -192,3 +192,6 @@ def test_headline_scores_every_row_on_the_same_samples():
     assert "### darcy — forward (16², n = 2)" in text and "### darcy — forward (16², n = 1)" in text
     assert "| pinn | 5.00 ± 0.00 |" in text
     assert bench.headline_table([{"config": {"task": "darcy", "mode": "forward"}, "records": [rec("map", [0.1])]}]) == []
+    gap = {"config": {"task": "darcy", "mode": "forward"}, "records": [
+        rec("fundps", [0.1, 0.3], indices=[0, 1]), rec("diffusionpde", [0.2, 0.2], indices=[0, 2])]}
+    assert "(16², n = 1)" in "\n".join(bench.headline_table([gap]))     # sample 1 is missing from diffusionpde
