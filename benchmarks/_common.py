@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pdeinv.bench import _atomic_write_text, git_commit, machine_info  # noqa: F401  (one implementation, in the package)
+from pdeinv.benchmark.harness import _atomic_write_text, git_commit, machine_info  # noqa: F401  (one implementation, in the package)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

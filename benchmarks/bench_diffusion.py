@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pdeinv.cli import main  # noqa: E402
+from pdeinv.cli.app import main  # noqa: E402
 
 #: test samples of the committed CPU run per task (MAP/FNO/DeepONet rows may have more; the README
 #: headline scores every row on the diffusion methods' samples)

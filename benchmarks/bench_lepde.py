@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import md_table, write_results  # noqa: E402
 from pdeinv.surrogates import FNO, LEPDE  # noqa: E402
 from pdeinv.surrogates.lepde import TrajectoryWindows, lepde_loss  # noqa: E402
-from pdeinv.surrogates.training import train  # noqa: E402
+from pdeinv.nn.training import train  # noqa: E402
 from pdeinv.tasks import TASKS  # noqa: E402
 
 PUBLISHED = ("LE-PDE paper (Wu et al., NeurIPS 2022), 2-D NS (FNO data, nu = 1e-3, 10 frames in, rest rolled out): "

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import md_table, write_results  # noqa: E402
 
 import pdeinv as pi  # noqa: E402
-from pdeinv.demo import DARCY_MAP  # noqa: E402
+from pdeinv.cli.demo import DARCY_MAP  # noqa: E402
 from pdeinv.solvers import MAP  # noqa: E402
 
 

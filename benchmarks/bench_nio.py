@@ -30,7 +30,7 @@ from pdeinv.physics import ForwardModel, GaussianNoise, Grid2D  # noqa: E402
 from pdeinv.physics.eit import EIT, DtNObservation, trig_conductivity  # noqa: E402
 from pdeinv.solvers import MAP, Amortized  # noqa: E402
 from pdeinv.surrogates.nio import NIO, EncoderDecoder, StackedDeepONet, StackedFNO, eit_measurements, nio_loss  # noqa: E402
-from pdeinv.surrogates.training import relative_l2_loss, train  # noqa: E402
+from pdeinv.nn.training import relative_l2_loss, train  # noqa: E402
 
 PUBLISHED = ("NIO paper (Molinaro et al., ICML 2023), Table 1: on the Calderon problem with trigonometric "
              "coefficients NIO has the lowest median relative L1 error of NIO / DeepONet / FNO / fully convolutional "

@@ -150,7 +150,7 @@ class CoarseDarcy(torch.nn.Module):
 
 def _train_fno(grid, prior, n_train, epochs, seed=0):
     from pdeinv.surrogates import FNO
-    from pdeinv.surrogates.training import train
+    from pdeinv.nn.training import train
     prob = pi.physics.Darcy(grid, f=1.0, method="cg")
     a = torch.exp(prior.sample(n_train + 100, seed=seed))
     with torch.no_grad():

@@ -128,7 +128,7 @@ def _per_sample_seconds(fn, x, repeats=1):
 
 
 def section_speed(a, records, lines, models):
-    from pdeinv.demo import DARCY_MAP
+    from pdeinv.cli.demo import DARCY_MAP
     from pdeinv.solvers import MAP, SurrogateMAP
     task = TASKS["darcy"]
     grid, problem = task.make(a.res)

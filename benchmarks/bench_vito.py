@@ -31,7 +31,7 @@ from pdeinv.metrics import error_rate  # noqa: E402
 from pdeinv.physics import GaussianRandomField, Grid2D  # noqa: E402
 from pdeinv.physics.wave import Wave2D  # noqa: E402
 from pdeinv.surrogates import FNO, UNet, ViTO  # noqa: E402
-from pdeinv.surrogates.training import train  # noqa: E402
+from pdeinv.nn.training import train  # noqa: E402
 from pdeinv.surrogates.vito import coarsen  # noqa: E402
 from pdeinv.tasks import TASKS  # noqa: E402
 

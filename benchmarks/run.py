@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pdeinv.cli import main  # noqa: E402
+from pdeinv.cli.app import main  # noqa: E402
 
 if __name__ == "__main__":
     argv = list(sys.argv[1:])

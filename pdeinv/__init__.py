@@ -7,13 +7,13 @@ See ``docs/architecture.md`` for the map of the package.
 """
 import importlib
 
-from . import checks, metrics, physics
-from .physics import (BoundaryTrace, ForwardModel, GaussianNoise, GaussianRandomField, Grid1D, Grid2D,
+from pdeinv import checks, metrics, physics
+from pdeinv.physics import (BoundaryTrace, ForwardModel, GaussianNoise, GaussianRandomField, Grid1D, Grid2D,
                       MaskObservation, PointObservation, threshold)
 
 __version__ = "0.1.0"
 
-_LAZY = {"solvers", "surrogates", "priors", "data", "plot", "cli", "tasks", "bench"}
+_LAZY = {"solvers", "surrogates", "priors", "data", "plot", "cli", "tasks", "benchmark", "nn"}
 
 
 def __getattr__(name):
@@ -21,7 +21,7 @@ def __getattr__(name):
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     if name == "SurrogateForward":
-        from .surrogates.forward import SurrogateForward
+        from pdeinv.surrogates.forward import SurrogateForward
         return SurrogateForward
     raise AttributeError(f"module 'pdeinv' has no attribute {name!r}")
 

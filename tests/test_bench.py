@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdeinv import bench
-from pdeinv.bench import BenchConfig, run_benchmark
+from pdeinv.benchmark import harness as bench
+from pdeinv.benchmark.harness import BenchConfig, run_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def test_two_runs_same_errors_and_records_are_honest(reference, tmp_path):
     tmp, first = reference
     assert [r["method"] for r in first["records"]] == ["map", "mean"]
     # same command through the CLI, into another results folder (same dataset cache): identical errors
-    from pdeinv.cli import main
+    from pdeinv.cli.app import main
     rc = main(["benchmark", "--task", "darcy", "--mode", "inverse", "--methods", "map,mean", "--res", "16",
                "--n-test", "3", "--n-train", "8", "--map-iter", "10", "--obs", "0.1", "--noise", "0.01",
                "--cache-dir", str(tmp / "cache"), "--out", str(tmp_path / "again"), "--no-figures", "--quiet"])

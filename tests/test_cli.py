@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import xarray as xr
 
-from pdeinv.cli import main
+from pdeinv.cli.app import main
 
 
 def test_demo_then_invert_roundtrip(tmp_path, capsys):
@@ -39,7 +39,7 @@ def test_invert_errors_are_clear(tmp_path, capsys):
 
 
 def test_console_script_help():
-    r = subprocess.run([sys.executable, "-m", "pdeinv.cli", "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "pdeinv.cli.app", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
     for cmd in ("generate", "train", "invert", "benchmark", "demo"):
         assert cmd in r.stdout

@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
-from pdeinv.surrogates.training import train
+from pdeinv.nn.training import train
 
 SETTINGS = dict(epochs=3, batch_size=16, lr=1e-2, seed=2, verbose=False, scheduler="cosine")
 

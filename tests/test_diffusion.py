@@ -13,7 +13,8 @@ import torch
 
 from pdeinv.physics import GaussianRandomField, Grid2D, PointObservation
 from pdeinv.priors.diffusion import (AnalyticGaussianDenoiser, EDMDenoiser, EDMSchedule, GRFNoise, WhiteNoise,
-                                     edm_sample, gaussian_posterior)
+                                     gaussian_posterior)
+from pdeinv.solvers.diffusion import edm_sample
 from pdeinv.priors.diffusion.training import denoising_loss, train_denoiser
 
 

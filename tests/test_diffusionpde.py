@@ -51,7 +51,7 @@ def test_residual_guidance_and_tuned_weight_enforce_the_pde():
     """With a prior that does NOT know the PDE (u independent of f a priori), the real residual
     guidance must make the samples satisfy Poisson's equation; tune_guidance picks its weight on
     held-out samples (by the error of u) and that weight must reduce the residual at least 3x."""
-    from pdeinv.priors.diffusion import tune_guidance
+    from pdeinv.solvers.diffusion import tune_guidance
     p = setup(n=10, n_obs=8)
     mu, C = p["moments"]
     N = 100

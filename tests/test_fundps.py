@@ -86,7 +86,7 @@ def test_uno_model_two_resolutions_seeded_and_tuned_weights_saved(tmp_path):
     """A tiny UNO denoiser (trained briefly at 16^2) sampled by FunDPS at 16^2 and 24^2: reproducible
     with a seed, the observed values are honoured at both resolutions, and tuned guidance weights are
     recorded in the checkpoint."""
-    from pdeinv.priors.diffusion import tune_guidance
+    from pdeinv.solvers.diffusion import tune_guidance
     from pdeinv.priors.diffusion.training import train_denoiser
     g16 = Grid2D(16)
     f = GaussianRandomField(g16, alpha=2.0, tau=3.0, basis="cosine").sample(64, seed=0)

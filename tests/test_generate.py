@@ -135,7 +135,7 @@ def test_recipes_cache_and_cli(tmp_path, monkeypatch):
     train = gen.cached_dataset(rec, "train", n=3)
     assert train.sizes["sample"] == 3
 
-    from pdeinv.cli import main
+    from pdeinv.cli.app import main
     out = tmp_path / "cli.nc"
     assert main(["generate", "darcy", "--n", "3", "--res", "10", "--seed", "5", "-o", str(out), "--quiet"]) == 0
     np.testing.assert_array_equal(load_dataset(out)["m"].values,

@@ -84,7 +84,7 @@ def test_map_recovers_boundary_data():
 
 def test_map_darcy_binary_benchmark_law():
     """BENCHMARKS.md Darcy inverse task at 64^2, 3 % points, 1 % noise: TV + sigmoid MAP error rate <= 10 %."""
-    from pdeinv.demo import DARCY_MAP
+    from pdeinv.cli.demo import DARCY_MAP
     task = pi.tasks.TASKS["darcy"]
     grid, prob = task.make(64)
     a = task.sample_m(grid, 3, seed=2024)

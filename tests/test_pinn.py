@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import pdeinv as pi
-from pdeinv.solvers.pinn import PINN
-from pdeinv.solvers.pinn_residuals import pinn_problem
+from pdeinv.solvers.pinn.solver import PINN
+from pdeinv.solvers.pinn.residuals import pinn_problem
 
 
 def _darcy_manufactured(n=33, a_true=2.5, n_obs=60, noise=0.01):
@@ -118,7 +118,7 @@ def test_residuals_vanish_on_exact_solutions():
 
 def test_importing_pinn_leaves_torch_defaults_unchanged():
     code = ("import torch; torch.set_default_dtype(torch.float64); "
-            "import pdeinv.solvers.pinn as p; p.import_deepxde(); import deepxde; "
+            "import pdeinv.solvers.pinn.solver as p; p.import_deepxde(); import deepxde; "
             "assert torch.get_default_dtype() == torch.float64, torch.get_default_dtype(); "
             "assert torch.get_default_device() == torch.device('cpu'), torch.get_default_device(); "
             "assert torch.zeros(1).dtype == torch.float64; print('ok')")

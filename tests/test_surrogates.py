@@ -11,7 +11,7 @@ from pdeinv.metrics import relative_l2
 from pdeinv.physics import ForwardModel, GaussianNoise, Grid1D, PointObservation
 from pdeinv.surrogates import SURROGATES, DeepONet, FNO, SparseOperator, SurrogateForward, load
 from pdeinv.surrogates.sparse import SparseDataset, random_mask, scatter_observations, sparse_input
-from pdeinv.surrogates.training import train
+from pdeinv.nn.training import train
 from pdeinv.tasks import TASKS
 
 

@@ -12,7 +12,7 @@ from pdeinv.physics.timeobs import TimeSliceObservation
 from pdeinv.physics.wave import Wave2D, ricker
 from pdeinv.solvers.map import MAP
 from pdeinv.tasks import get_task
-from pdeinv.tasks_time import NS_LAW, LawPrior
+from pdeinv.tasks.time_dependent import NS_LAW, LawPrior
 
 
 

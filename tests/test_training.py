@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from pdeinv.surrogates import FNO, load
-from pdeinv.surrogates.training import log_path, relative_l2, train
+from pdeinv.nn.training import log_path, relative_l2, train
 
 
 
@@ -120,7 +120,7 @@ def test_custom_loss_fn_plugs_in():
 
 
 def test_cli_train_fno_and_resume(tmp_path):
-    from pdeinv.cli import main
+    from pdeinv.cli.app import main
     from pdeinv.data.generate import generate
     from pdeinv.data.io import save_dataset
     ds = generate("poisson", n=24, res=12, seed=0, verbose=False)

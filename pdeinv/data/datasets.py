@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .io import dataset_tensors, grid_of, load_dataset, state_grid_of
+from pdeinv.data.io import dataset_tensors, grid_of, load_dataset, state_grid_of
 
 
 class UnitGaussianNormalizer:

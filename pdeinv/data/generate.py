@@ -59,7 +59,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import torch
 
-from .io import SCHEMA, build_dataset, concat_datasets, encode_attrs, load_dataset, open_raw, save_dataset
+from pdeinv.data.io import SCHEMA, build_dataset, concat_datasets, encode_attrs, load_dataset, open_raw, save_dataset
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def draw_unknowns(task, grid, seed: int, start: int, stop: int) -> torch.Tensor:
 
 
 def _resolve_task(task):
-    from ..tasks import get_task
+    from pdeinv.tasks import get_task
     return get_task(task) if isinstance(task, str) else task
 
 
@@ -116,7 +116,7 @@ def _dataset_meta(task, res: int, seed: int, problem_kwargs: Optional[dict]):
     if problem_kwargs:
         attrs["problem_kwargs"] = dict(problem_kwargs)
     try:
-        from .. import __version__
+        from pdeinv import __version__
         attrs["pdeinv_version"] = __version__
     except ImportError:  # pragma: no cover
         pass
@@ -293,7 +293,7 @@ def _run_dask(task, res, seed, device, problem_kwargs, todo, workers, scheduler,
         client = Client(cluster)
     try:
         # tasks registered in pdeinv ship by name; others (e.g. defined in a script) by value (cloudpickle)
-        from ..tasks import TASKS
+        from pdeinv.tasks import TASKS
         ref = task.name if TASKS.get(task.name) is task else task
         futs = {client.submit(_solve_chunk, ref, res, seed, a, b, device, problem_kwargs, 1, pure=False): (a, b)
                 for a, b in todo}
@@ -335,7 +335,7 @@ def load_recipe(path_or_dict) -> Dict[str, Any]:
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: "
                          f"{sorted(set(RECIPE_KEYS) | set(OPTIONAL_RECIPE_KEYS))}")
-    from ..tasks import TASKS
+    from pdeinv.tasks import TASKS
     if rec["task"] not in TASKS:
         raise ValueError(f"{where}: unknown task {rec['task']!r}; registered tasks: {sorted(TASKS)}")
     for k in ("res", "n_train", "n_test"):
@@ -358,7 +358,7 @@ def recipe_key(recipe: Dict[str, Any], split: str) -> str:
     keep = {k: recipe[k] for k in sorted(recipe) if k in RECIPE_KEYS or k == "problem"}
     keep.update(split=split, schema=SCHEMA)
     # the task's law and equation are part of the key: a change of law in the code invalidates old caches
-    from ..tasks import TASKS
+    from pdeinv.tasks import TASKS
     task = TASKS.get(recipe.get("task"))
     if task is not None:
         keep["task_attrs"] = {k: str(v) for k, v in sorted(task.attrs.items())}
@@ -400,50 +400,3 @@ def cached_dataset(recipe, split: str = "train", cache_dir: Optional[Union[str, 
             raise ValueError(f"asked for {n} samples; the {split} split of the recipe has {n_split}")
         ds = ds.isel(sample=slice(0, int(n)))
     return ds
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(parser) -> None:
-    from ..tasks import TASKS
-    parser.add_argument("task", nargs="?", help=f"task to generate: one of {sorted(TASKS)} (or give --recipe)")
-    parser.add_argument("--n", type=int, default=None, help="number of samples (default: the recipe split's size)")
-    parser.add_argument("--res", type=int, default=None, help="grid resolution (default: recipe or task default)")
-    parser.add_argument("-o", "--out", required=True,
-                        help="output file: .nc (netCDF4) or .zarr (zarr store, for large datasets)")
-    parser.add_argument("--recipe", default=None, help="dataset recipe, e.g. datasets/darcy.toml")
-    parser.add_argument("--split", default="train", choices=("train", "test"),
-                        help="with --recipe: which split to generate (default: train)")
-    parser.add_argument("--batch-size", type=int, default=None, help="samples per chunk (default 32)")
-    parser.add_argument("--workers", type=int, default=None, help="run on a local Dask cluster of N processes")
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://...)")
-    parser.add_argument("--keep-parts", action="store_true", help="keep the per-chunk part files")
-
-
-def main(args) -> int:
-    task, res, n, seed, start = args.task, args.res, args.n, args.seed, 0
-    batch_size = args.batch_size
-    problem_kwargs = None
-    if args.recipe:
-        rec = load_recipe(args.recipe)
-        if task is not None and task != rec["task"]:
-            raise ValueError(f"the recipe is for task {rec['task']!r}, not {task!r}")
-        task = rec["task"]
-        res = res or rec["res"]
-        start, n_split = split_range(rec, args.split)
-        n = n or n_split
-        if seed not in (0, rec["seed"]):
-            log.warning("--seed %d overrides the recipe's seed %d", seed, rec["seed"])
-        else:
-            seed = rec["seed"]
-        batch_size = batch_size or rec.get("batch_size")
-        problem_kwargs = rec.get("problem")
-    if task is None:
-        raise ValueError("give a task (e.g. 'pdeinv generate darcy --n 100 -o darcy.nc') or --recipe")
-    if n is None:
-        raise ValueError("give --n (number of samples) or --recipe")
-    ds = generate(task, n, res, seed, device=args.device, batch_size=batch_size or 32, verbose=not args.quiet,
-                  workers=args.workers, scheduler=args.scheduler, out=args.out, start=start,
-                  problem_kwargs=problem_kwargs, keep_parts=args.keep_parts)
-    log.info("wrote %s: %d samples of %s, m %s, u %s", args.out, ds.sizes["sample"], ds.attrs["task"],
-             dict(ds["m"].sizes), dict(ds["u"].sizes))
-    return 0

@@ -165,7 +165,7 @@ def build_dataset(m: torch.Tensor, u: torch.Tensor, grid, *, task: str, law: str
 # ----------------------------------------------------------------------------- validation
 def grid_of(ds):
     """The grid of ``m`` (from the ``grid`` attribute)."""
-    from ..physics.grid import grid_from_dict
+    from pdeinv.physics.grid import grid_from_dict
     g = ds.attrs.get("grid")
     if g is None:
         raise ValueError("the dataset has no 'grid' attribute (JSON of grid.to_dict()); "
@@ -180,7 +180,7 @@ def grid_of(ds):
 
 def state_grid_of(ds):
     """The grid of ``u`` (``state_grid`` attribute, else the grid of ``m``)."""
-    from ..physics.grid import grid_from_dict
+    from pdeinv.physics.grid import grid_from_dict
     g = ds.attrs.get("state_grid")
     if g is None:
         return grid_of(ds)

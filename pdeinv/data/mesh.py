@@ -202,7 +202,7 @@ def read_observations(path, grid, field: str = "y"):
     Points outside the domain, a missing array, NaN values or a non-planar
     mesh raise ``ValueError`` naming the problem.
     """
-    from ..physics.observation import PointObservation
+    from pdeinv.physics.observation import PointObservation
     mesh = read_mesh(path)
     pts = _mesh_points(mesh.points, grid.ndim, str(path))
     if field not in mesh.point_data:
@@ -261,7 +261,7 @@ def grid_to_points(field: Array, grid, points: Array):
     ``field`` ``(*lead, *grid.shape)``, ``points`` ``(P, d)`` inside the domain.
     Returns ``(*lead, P)``: a tensor for tensor input, else a NumPy array.
     """
-    from ..physics.observation import PointObservation
+    from pdeinv.physics.observation import PointObservation
     pts = _mesh_points(_np(points), grid.ndim, "grid_to_points")
     is_t = torch.is_tensor(field)
     f = field if is_t else torch.from_numpy(_np(field))

@@ -3,21 +3,21 @@
 ``PROBLEMS`` maps a task name to its problem class; the CLI and the contract
 tests read it, so a registered problem is tested by the existing tests.
 """
-from .grid import Grid1D, Grid2D, grid_from_dict
-from .fields import GaussianRandomField, threshold, white_noise
-from .observation import Observation, PointObservation, MaskObservation, BoundaryTrace
-from .noise import GaussianNoise
-from .forward import ForwardModel
-from .elliptic import EllipticProblem, solve_elliptic, stencil
-from .darcy import Darcy
-from .poisson import Poisson
-from .helmholtz import Helmholtz
-from .external import ExternalProblem  # bridge for external solvers (not in PROBLEMS: needs callables)
-from .eit import EIT, DtNObservation
-from .navier_stokes import NavierStokes2D
-from .burgers import Burgers1D
-from .wave import Wave2D
-from .timeobs import TimeSliceObservation
+from pdeinv.physics.grid import Grid1D, Grid2D, grid_from_dict
+from pdeinv.physics.fields import GaussianRandomField, threshold, white_noise
+from pdeinv.physics.observation import Observation, PointObservation, MaskObservation, BoundaryTrace
+from pdeinv.physics.noise import GaussianNoise
+from pdeinv.physics.forward import ForwardModel
+from pdeinv.physics.elliptic import EllipticProblem, solve_elliptic, stencil
+from pdeinv.physics.darcy import Darcy
+from pdeinv.physics.poisson import Poisson
+from pdeinv.physics.helmholtz import Helmholtz
+from pdeinv.physics.external import ExternalProblem  # bridge for external solvers (not in PROBLEMS: needs callables)
+from pdeinv.physics.eit import EIT, DtNObservation
+from pdeinv.physics.navier_stokes import NavierStokes2D
+from pdeinv.physics.burgers import Burgers1D
+from pdeinv.physics.wave import Wave2D
+from pdeinv.physics.timeobs import TimeSliceObservation
 
 PROBLEMS = {
     "darcy": Darcy,

@@ -6,7 +6,7 @@ nondimensional.
 """
 from __future__ import annotations
 
-from .elliptic import EllipticProblem
+from pdeinv.physics.elliptic import EllipticProblem
 
 
 class Darcy(EllipticProblem):

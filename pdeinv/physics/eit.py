@@ -50,10 +50,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._validation import check_finite
-from .elliptic import SOLVE_METHODS, solve_elliptic
-from .grid import Grid1D, Grid2D
-from .observation import Observation
+from pdeinv._validation import check_finite
+from pdeinv.physics.elliptic import SOLVE_METHODS, solve_elliptic
+from pdeinv.physics.grid import Grid1D, Grid2D
+from pdeinv.physics.observation import Observation
 
 __all__ = ["EIT", "DtNObservation", "boundary_indices", "perimeter_coordinate", "dual_lengths", "boundary_flux",
            "fourier_patterns", "trig_conductivity", "inclusion_conductivity", "EIT_LAWS"]
@@ -277,7 +277,7 @@ class EIT(nn.Module):
 
     def residual(self, sigma: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         r"""Interior residual :math:`-\nabla_h\cdot(\sigma\nabla_h u_\ell)`, ``(B, L, n-2, n-2)``."""
-        from .elliptic import stencil
+        from pdeinv.physics.elliptic import stencil
         return stencil(u, sigma, 0.0, self.grid.spacing)
 
     def extra_repr(self) -> str:

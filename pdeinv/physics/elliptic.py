@@ -45,8 +45,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from .._validation import check_finite
-from .grid import Grid2D
+from pdeinv._validation import check_finite
+from pdeinv.physics.grid import Grid2D
 
 log = logging.getLogger(__name__)
 

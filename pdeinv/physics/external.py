@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_finite
+from pdeinv._validation import check_finite
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .._validation import check_field
-from .grid import Grid1D, Grid2D
+from pdeinv._validation import check_field
+from pdeinv.physics.grid import Grid1D, Grid2D
 
 BASES = ("fourier", "sine", "cosine")
 

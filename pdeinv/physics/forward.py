@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._validation import check_finite
+from pdeinv._validation import check_finite
 
 
 def _same_grid(a, b) -> bool:

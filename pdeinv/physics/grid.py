@@ -18,7 +18,7 @@ from typing import Tuple
 
 import torch
 
-from .._validation import check_field
+from pdeinv._validation import check_field
 
 BOUNDARY_TYPES = ("dirichlet", "periodic")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .elliptic import EllipticProblem
+from pdeinv.physics.elliptic import EllipticProblem
 
 
 class Helmholtz(EllipticProblem):

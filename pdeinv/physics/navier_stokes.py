@@ -49,9 +49,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .._validation import check_field, check_finite
-from .grid import Grid2D
-from .time_stepping import ParameterSpace, parse_record_times, rollout, scalar_per_sample, schedule
+from pdeinv._validation import check_field, check_finite
+from pdeinv.physics.grid import Grid2D
+from pdeinv.physics.time_stepping import ParameterSpace, parse_record_times, rollout, scalar_per_sample, schedule
 
 log = logging.getLogger(__name__)
 

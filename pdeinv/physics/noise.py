@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .fields import white_noise
+from pdeinv.physics.fields import white_noise
 
 
 class GaussianNoise(nn.Module):

@@ -14,8 +14,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from .._validation import check_finite
-from .grid import Grid2D
+from pdeinv._validation import check_finite
+from pdeinv.physics.grid import Grid2D
 
 
 class Observation(nn.Module):

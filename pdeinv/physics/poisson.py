@@ -5,7 +5,7 @@ sign on the Laplacian, i.e. the solver is called with :math:`-\Delta u = -f`.
 """
 from __future__ import annotations
 
-from .elliptic import EllipticProblem
+from pdeinv.physics.elliptic import EllipticProblem
 
 
 class Poisson(EllipticProblem):

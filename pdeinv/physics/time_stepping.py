@@ -158,7 +158,7 @@ class ParameterSpace:
         return (self.n,)
 
     def check(self, field: torch.Tensor, name: str = "m", channels=None) -> torch.Tensor:
-        from .._validation import check_field
+        from pdeinv._validation import check_field
         return check_field(field, self.shape, name=f"{name} ({self.name})", channels=channels)
 
     def to_dict(self) -> dict:
@@ -170,7 +170,7 @@ class ParameterSpace:
 
 def scalar_per_sample(m: torch.Tensor, name: str) -> torch.Tensor:
     """Accept a per-sample scalar as ``(B,)``, ``(B, 1)`` or ``(B, 1, 1)``; return ``(B,)``."""
-    from .._validation import check_finite
+    from pdeinv._validation import check_finite
     check_finite(m, name)
     if m.dim() == 0 or m.dim() > 3 or any(s != 1 for s in m.shape[1:]):
         raise ValueError(f"{name} must be one value per sample, (B,), (B, 1) or (B, 1, 1); got {tuple(m.shape)}")

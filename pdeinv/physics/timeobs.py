@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from .observation import Observation
+from pdeinv.physics.observation import Observation
 
 
 class TimeSliceObservation(Observation):

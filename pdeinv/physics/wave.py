@@ -36,9 +36,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .._validation import check_field
-from .grid import Grid2D
-from .time_stepping import parse_record_times, rollout, schedule
+from pdeinv._validation import check_field
+from pdeinv.physics.grid import Grid2D
+from pdeinv.physics.time_stepping import parse_record_times, rollout, schedule
 
 
 def ricker(t: torch.Tensor, f0: float, t0: Optional[float] = None) -> torch.Tensor:

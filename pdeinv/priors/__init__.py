@@ -3,7 +3,7 @@ variation and H¹ Tikhonov (``tv``), and diffusion priors (``priors.diffusion``)
 
 Every prior exposes ``log_prob(m) -> (B,)`` (unnormalised).
 """
-from .gaussian import LawPrior, grf_prior
-from .tv import H1Prior, TotalVariation
+from pdeinv.priors.gaussian import LawPrior, grf_prior
+from pdeinv.priors.tv import H1Prior, TotalVariation
 
 __all__ = ["grf_prior", "LawPrior", "TotalVariation", "H1Prior"]

@@ -10,7 +10,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from ..physics.fields import GaussianRandomField
+from pdeinv.physics.fields import GaussianRandomField
 
 
 def grf_prior(grid, alpha: float = 2.0, tau: float = 3.0, sigma: float = 1.0, mean: float = 0.0,

@@ -3,14 +3,13 @@
 ``SOLVERS`` maps a method name to its class; the CLI, the benchmark harness
 and the contract tests read it.
 """
-from .base import InverseResult, InverseSolver
-from .map import MAP
-from .surrogate_map import SurrogateMAP
-from .amortized import Amortized
-from .fundps import FunDPS
-from .diffusionpde import DiffusionPDE
-from .pinn import PINN
-from .mcmc import MCMC, TwoLevelMCMC
+from pdeinv.solvers.base import InverseResult, InverseSolver
+from pdeinv.solvers.map import MAP
+from pdeinv.solvers.surrogate_map import SurrogateMAP
+from pdeinv.solvers.amortized import Amortized
+from pdeinv.solvers.diffusion import DiffusionPDE, FunDPS
+from pdeinv.solvers.pinn import PINN
+from pdeinv.solvers.mcmc import MCMC, TwoLevelMCMC
 
 SOLVERS = {
     "map": MAP,

@@ -21,7 +21,7 @@ from typing import Optional
 
 import torch
 
-from .base import InverseResult, InverseSolver
+from pdeinv.solvers.base import InverseResult, InverseSolver
 
 
 class Amortized(InverseSolver):
@@ -38,7 +38,7 @@ class Amortized(InverseSolver):
 
     @classmethod
     def load(cls, path, map_location=None, **kwargs) -> "Amortized":
-        from ..surrogates import load
+        from pdeinv.surrogates import load
         return cls(load(path, map_location=map_location), **kwargs)
 
     def solve(self, y: torch.Tensor, fwd=None, *, seed: Optional[int] = None, **kwargs) -> InverseResult:

@@ -55,7 +55,7 @@ class InverseResult:
 
     def to_xarray(self):
         """An ``xarray.Dataset`` with ``m``, ``u``, ``samples``, ``std`` and the history."""
-        from ..data.io import result_to_xarray
+        from pdeinv.data.io import result_to_xarray
         return result_to_xarray(self)
 
 

@@ -25,8 +25,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from ..priors import H1Prior, TotalVariation, grf_prior
-from .base import InverseResult, InverseSolver
+from pdeinv.priors import H1Prior, TotalVariation, grf_prior
+from pdeinv.solvers.base import InverseResult, InverseSolver
 
 log = logging.getLogger(__name__)
 

@@ -57,8 +57,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .._validation import check_finite
-from .base import InverseResult, InverseSolver
+from pdeinv._validation import check_finite
+from pdeinv.solvers.base import InverseResult, InverseSolver
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ class MCMC(InverseSolver):
         if prior is None or isinstance(prior, str):
             if grid is None:
                 raise ValueError("MCMC(prior=None) builds the default GRF prior on fwd.grid, but fwd has no grid")
-            from ..priors import grf_prior
+            from pdeinv.priors import grf_prior
             prior = grf_prior(grid)
         pg = prior.grid
         if grid is not None and tuple(grid.shape) != tuple(pg.shape):

@@ -22,8 +22,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from .base import InverseResult, InverseSolver
-from .map import MAP
+from pdeinv.solvers.base import InverseResult, InverseSolver
+from pdeinv.solvers.map import MAP
 
 
 class SurrogateMAP(InverseSolver):
@@ -44,7 +44,7 @@ class SurrogateMAP(InverseSolver):
                  positive: bool = False, max_iter: int = 200, refine_iter: int = 0, tol: float = 1e-9,
                  verbose: bool = False):
         if isinstance(surrogate, (str, bytes)) or hasattr(surrogate, "__fspath__"):
-            from ..surrogates import load
+            from pdeinv.surrogates import load
             surrogate = load(surrogate)
         if int(refine_iter) < 0:
             raise ValueError(f"refine_iter must be >= 0; got {refine_iter}")
@@ -54,7 +54,7 @@ class SurrogateMAP(InverseSolver):
 
     def solve(self, y: torch.Tensor, fwd, *, seed: Optional[int] = None, m0: Optional[torch.Tensor] = None,
               **kwargs) -> InverseResult:
-        from ..surrogates.forward import SurrogateForward
+        from pdeinv.surrogates.forward import SurrogateForward
 
         p = next(self.surrogate.parameters(), None)
         if p is not None and p.device != y.device:

@@ -4,15 +4,16 @@
 store that name); ``load(path)`` rebuilds any saved surrogate.  Heavy
 libraries (neuraloperator, deepxde) are imported only when a model is built.
 """
-from .base import Normalizer, Surrogate, load
-from .fno import FNO
-from .deeponet import DeepONet
-from .forward import SurrogateForward
-from .sparse import SparseOperator
-from .unet import UNet
-from .nio import NIO
-from .lepde import LEPDE
-from .vito import ViTO
+from pdeinv.nn.base import register_network
+from pdeinv.surrogates.base import Normalizer, Surrogate, load
+from pdeinv.surrogates.fno import FNO
+from pdeinv.surrogates.deeponet import DeepONet
+from pdeinv.surrogates.forward import SurrogateForward
+from pdeinv.surrogates.sparse import SparseOperator
+from pdeinv.surrogates.unet import UNet
+from pdeinv.surrogates.nio import NIO
+from pdeinv.surrogates.lepde import LEPDE
+from pdeinv.surrogates.vito import ViTO
 
 SURROGATES = {
     "fno": FNO,
@@ -23,8 +24,9 @@ SURROGATES = {
     "lepde": LEPDE,
     "vito": ViTO,
 }
+for _name, _cls in SURROGATES.items():      # checkpoints find them through the networks' registry
+    register_network(_name, _cls)
 
-from ..priors.diffusion import denoisers as _diffusion_denoisers  # noqa: E402  registers "diffusion" (EDMDenoiser)
 
 __all__ = ["Surrogate", "Normalizer", "load", "FNO", "DeepONet", "SurrogateForward", "SparseOperator", "SURROGATES",
            "UNet", "NIO", "LEPDE", "ViTO"]

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import torch
 
-from .._deepxde import torch_defaults_preserved
-from .base import Surrogate
+from pdeinv._deepxde import torch_defaults_preserved
+from pdeinv.surrogates.base import Surrogate
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "sin", "elu")
 
@@ -32,7 +32,7 @@ ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "sin", "elu")
 def import_deepxde():
     """deepxde's ``DeepONetCartesianProd``, imported through :mod:`pdeinv._deepxde` (the one place
     that imports deepxde: PyTorch backend, torch's global defaults restored)."""
-    from .._deepxde import import_deepxde as _import
+    from pdeinv._deepxde import import_deepxde as _import
     _import()
     with torch_defaults_preserved():
         from deepxde.nn.pytorch.deeponet import DeepONetCartesianProd

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import Surrogate
+from pdeinv.surrogates.base import Surrogate
 
 ACTIVATIONS = {"gelu": F.gelu, "tanh": torch.tanh, "silu": F.silu, "relu": F.relu, "softplus": F.softplus}
 

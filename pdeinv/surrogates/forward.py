@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..physics.forward import ForwardModel
+from pdeinv.physics.forward import ForwardModel
 
 
 class _GridHolder(nn.Module):

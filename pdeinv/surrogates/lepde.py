@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .base import Normalizer, Surrogate
+from pdeinv.surrogates.base import Normalizer, Surrogate
 
 
 def _res(resolution, ndim):
@@ -245,50 +245,3 @@ class TrajectoryWindows(Dataset):
         hist = self.u[n, t:t + self.in_frames]
         fut = self.u[n, t + self.in_frames:t + self.in_frames + self.horizon]
         return (hist, fut) if self.p is None else (hist, fut, self.p[n])
-
-
-def train_cli(args) -> int:
-    """``pdeinv train lepde --data ns_long.nc [-O in_frames=10 -O horizon=4 -O latent_dim=128 ...]``.
-
-    The dataset's state must be a time series ``u (N, T, C, *grid)``; the unknown ``m`` (initial state)
-    is prepended as frame 0 when it has the state's shape.
-    """
-    import logging
-    from pathlib import Path
-
-    from ..data.io import dataset_tensors, load_dataset
-    from .training import parse_options, train
-
-    log = logging.getLogger(__name__)
-    ds = load_dataset(args.data)
-    m, u = dataset_tensors(ds, dtype=torch.float32)
-    if u.dim() != m.dim() + 1:
-        raise ValueError(f"LE-PDE trains on trajectories: the dataset's u must be a time series (N, T, C, *grid); "
-                         f"got {tuple(u.shape)}")
-    if tuple(m.shape[1:]) == tuple(u.shape[2:]):
-        u = torch.cat([m[:, None], u], 1)
-    opts = parse_options(args.option)
-    in_frames, horizon = int(opts.pop("in_frames", 1)), int(opts.pop("horizon", 4))
-    w_cons = float(opts.pop("w_consistency", 1.0))
-    if args.n_train is not None:
-        u = u[:args.n_train]
-    n_val = max(1, int(round(args.val_fraction * u.shape[0])))
-    if n_val >= u.shape[0]:
-        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {u.shape[0]}")
-    tr, va = u[:-n_val], u[-n_val:]
-    model = LEPDE(list(u.shape[3:]), in_channels=u.shape[2], in_frames=in_frames, seed=args.seed, **opts)
-    model.fit_normalizers(tr)
-    out = Path(args.out or f"lepde-{ds.attrs.get('task', 'data')}.pt")
-
-    def loss_fn(mod, batch):
-        return lepde_loss(mod, batch, w_consistency=w_cons)
-
-    hist = train(model, TrajectoryWindows(tr, in_frames, horizon), TrajectoryWindows(va, in_frames, horizon),
-                 loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 weight_decay=args.weight_decay, scheduler=None if args.scheduler == "none" else args.scheduler,
-                 patience=args.patience, checkpoint=out, resume=args.resume, seed=args.seed, device=args.device,
-                 verbose=not args.quiet)
-    log.info("trained LE-PDE (%d parameters) on %d trajectories x %d windows: best val loss %.4g; checkpoint %s",
-             model.n_parameters(), tr.shape[0], len(TrajectoryWindows(tr, in_frames, horizon)) // tr.shape[0],
-             hist["best_loss"], out)
-    return 0

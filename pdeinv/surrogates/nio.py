@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Surrogate
-from .unet import _size2
+from pdeinv.surrogates.base import Surrogate
+from pdeinv.nn.unet import _size2
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -334,51 +334,10 @@ def eit_measurements(problem, dtn: torch.Tensor, difference: bool = False) -> to
 
 def eit_pairs(ds, dtype=torch.float32, difference: bool = False):
     """``(measurements (N, L, 2, Nb), sigma (N, 1, n, n))`` from an ``eit`` dataset of ``pdeinv generate``."""
-    from ..data.io import dataset_tensors, grid_of
-    from ..physics.eit import EIT
+    from pdeinv.data.io import dataset_tensors, grid_of
+    from pdeinv.physics.eit import EIT
     sigma, dtn = dataset_tensors(ds, dtype=torch.float64)
     if dtn.dim() == 2:
         dtn = dtn[:, None]
     problem = EIT(grid_of(ds), n_patterns=dtn.shape[1])
     return eit_measurements(problem, dtn, difference).to(dtype), sigma.to(dtype)
-
-
-def train_cli(args) -> int:
-    """``pdeinv train nio --data eit.nc [-O n_basis=64 -O min_measurements=2 ...]``."""
-    import logging
-    from pathlib import Path
-
-    from torch.utils.data import TensorDataset
-
-    from ..data.io import load_dataset
-    from .training import parse_options, relative_l2_loss, train
-
-    log = logging.getLogger(__name__)
-    ds = load_dataset(args.data)
-    user = parse_options(args.option)
-    diff = bool(user.pop("difference", True))          # difference data by default (see EIT.reference_data)
-    wd = float(user.pop("weight_decay", 0.0))          # Adam's L2 term (the CLI's 1e-4) collapsed NIO
-    x, y = eit_pairs(ds, difference=diff)
-    if args.n_train is not None:
-        x, y = x[:args.n_train], y[:args.n_train]
-    if args.val_data:
-        vx, vy = eit_pairs(load_dataset(args.val_data), difference=diff)
-    else:
-        n_val = max(1, int(round(args.val_fraction * x.shape[0])))
-        if n_val >= x.shape[0]:
-            raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
-        x, y, vx, vy = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
-    opts = dict(n_modes=[min(args.modes, s // 2) for s in y.shape[2:]], hidden_channels=args.width,
-                n_layers=args.layers, seed=args.seed, difference=diff)
-    opts.update(user)
-    model = NIO(x.shape[-1], out_size=list(y.shape[2:]), in_channels=x.shape[2], n_measurements=x.shape[1], **opts)
-    model.fit_normalizers(x, y)
-    out = Path(args.out or f"nio-{ds.attrs.get('task', 'eit')}.pt")
-    hist = train(model, TensorDataset(x, y), TensorDataset(vx, vy), loss_fn=nio_loss, val_loss_fn=relative_l2_loss,
-                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 weight_decay=wd,
-                 scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
-                 checkpoint=out, resume=args.resume, seed=args.seed, device=args.device, verbose=not args.quiet)
-    log.info("trained NIO (%d parameters) on %d samples with randomised batching over 1..%d measurements: "
-             "best val rel. L2 %.4g; checkpoint %s", model.n_parameters(), len(x), x.shape[1], hist["best_loss"], out)
-    return 0

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .base import Surrogate
+from pdeinv.surrogates.base import Surrogate
 
 
 def random_mask(shape, fraction: float, seed: int) -> torch.Tensor:
@@ -117,8 +117,8 @@ class SparseOperator(Surrogate):
             raise ValueError("SparseOperator needs grid_shape (the grid of the observed field)")
         super().__init__(operator=operator, in_channels=int(in_channels), out_channels=int(out_channels),
                          grid_shape=[int(n) for n in grid_shape], options=dict(options or {}))
-        from .base import Normalizer
-        from .training import build_operator
+        from pdeinv.surrogates.base import Normalizer
+        from pdeinv.surrogates.training import build_operator
         self.input_normalizer = Normalizer(2 * int(in_channels))
         self.inner = build_operator(operator, 2 * int(in_channels), int(out_channels), grid_shape,
                                     **self.config["options"])

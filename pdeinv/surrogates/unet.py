@@ -13,8 +13,8 @@ Super-resolution: with ``out_size`` given, the input is first interpolated
 bilinearly to ``out_size`` (the network then works at the output resolution),
 so a 16x16 pressure field maps to a 64x64 permeability.
 
-This module is the *surrogate* U-Net; the denoiser U-Net of the diffusion
-priors lives separately in ``pdeinv.priors.diffusion``.
+The layers are :mod:`pdeinv.nn.unet`'s (shared with ViTO); the denoiser U-Net of the
+diffusion priors is :class:`pdeinv.nn.denoiser_nets.UNet`.
 """
 from __future__ import annotations
 
@@ -24,75 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Surrogate
-
-
-def _groups(c: int) -> int:
-    for g in (8, 4, 2, 1):
-        if c % g == 0:
-            return g
-    return 1
-
-
-class ConvBlock(nn.Module):
-    """Two (3x3 conv -> GroupNorm -> GELU) layers."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(_groups(cout), cout), nn.GELU(),
-            nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(_groups(cout), cout), nn.GELU())
-
-    def forward(self, x):
-        return self.net(x)
-
-
-class UNetBackbone(nn.Module):
-    """Encoder/decoder with skips; ``bottleneck`` (optional) maps the coarsest feature ``(B, C, h, w)`` to itself."""
-
-    def __init__(self, in_channels: int, out_channels: int, width: int = 32, depth: int = 3,
-                 bottleneck: Optional[nn.Module] = None):
-        super().__init__()
-        chans = [width * 2 ** i for i in range(depth + 1)]
-        self.down = nn.ModuleList()
-        c = in_channels
-        for i in range(depth):
-            self.down.append(ConvBlock(c, chans[i]))
-            c = chans[i]
-        self.mid = ConvBlock(c, chans[depth])
-        self.bottleneck = bottleneck
-        self.up = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for i in reversed(range(depth)):
-            self.up.append(nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2))
-            self.dec.append(ConvBlock(2 * chans[i], chans[i]))
-        self.out = nn.Conv2d(chans[0], out_channels, 1)
-        self.bottleneck_channels = chans[depth]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for blk in self.down:
-            x = blk(x)
-            skips.append(x)
-            x = F.avg_pool2d(x, 2, ceil_mode=True)
-        x = self.mid(x)
-        if self.bottleneck is not None:
-            x = self.bottleneck(x)
-        for up, dec, s in zip(self.up, self.dec, reversed(skips)):
-            x = up(x)
-            if x.shape[-2:] != s.shape[-2:]:
-                x = F.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False)
-            x = dec(torch.cat([x, s], 1))
-        return self.out(x)
-
-
-def _size2(s) -> Optional[list]:
-    if s is None:
-        return None
-    s = [int(v) for v in (s if isinstance(s, (list, tuple)) else (s, s))]
-    if len(s) != 2 or min(s) < 2:
-        raise ValueError(f"out_size must be an int or a pair of ints >= 2; got {s}")
-    return s
+from pdeinv.nn.unet import ConvBlock, UNetBackbone, _size2  # noqa: F401  (shared with ViTO, NIO)
+from pdeinv.surrogates.base import Surrogate
 
 
 class UNet(Surrogate):

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Surrogate
-from .unet import UNetBackbone, _size2
+from pdeinv.surrogates.base import Surrogate
+from pdeinv.nn.unet import UNetBackbone, _size2
 
 
 class ViTBottleneck(nn.Module):
@@ -123,46 +123,3 @@ def coarsen(u: torch.Tensor, size) -> torch.Tensor:
     if tuple(u.shape[-2:]) == size:
         return u
     return F.interpolate(u, size=size, mode="bilinear", align_corners=True)
-
-
-def train_cli(args) -> int:
-    """``pdeinv train vito --data darcy.nc [-O coarse=16 -O width=16 ...]``: inverse map coarse u -> fine m.
-
-    Time-series data use ``u[:, --time-index]`` (e.g. NS ``w(T)`` -> ``w0``).  ``-O arch=unet`` trains the
-    plain U-Net baseline on the same pairs.
-    """
-    import logging
-    from pathlib import Path
-
-    from torch.utils.data import TensorDataset
-
-    from ..data.io import load_dataset
-    from .training import operator_pairs, parse_options, train
-    from .unet import UNet
-
-    log = logging.getLogger(__name__)
-    ds = load_dataset(args.data)
-    u, m = operator_pairs(ds, "inverse", args.time_index)
-    opts = parse_options(args.option)
-    coarse = opts.pop("coarse", 16)
-    arch = opts.pop("arch", "vito")
-    x = coarsen(u, coarse)
-    if args.n_train is not None:
-        x, m = x[:args.n_train], m[:args.n_train]
-    n_val = max(1, int(round(args.val_fraction * x.shape[0])))
-    if n_val >= x.shape[0]:
-        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
-    x, m, vx, vm = x[:-n_val], m[:-n_val], x[-n_val:], m[-n_val:]
-    if arch == "unet":
-        model = UNet(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
-    else:
-        model = ViTO(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
-    model.fit_normalizers(x, m)
-    out = Path(args.out or f"{arch}-{ds.attrs.get('task', 'data')}.pt")
-    hist = train(model, TensorDataset(x, m), TensorDataset(vx, vm), epochs=args.epochs, batch_size=args.batch_size,
-                 lr=args.lr, weight_decay=args.weight_decay,
-                 scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
-                 checkpoint=out, resume=args.resume, seed=args.seed, device=args.device, verbose=not args.quiet)
-    log.info("trained %s (%d parameters) on %d samples, %s -> %s: best val rel. L2 %.4g; checkpoint %s", arch,
-             model.n_parameters(), len(x), tuple(x.shape[2:]), tuple(m.shape[2:]), hist["best_loss"], out)
-    return 0

@@ -21,8 +21,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from ...physics.fields import GaussianRandomField, white_noise
-from ...physics.grid import Grid1D, Grid2D
+from pdeinv.physics.fields import GaussianRandomField, white_noise
+from pdeinv.physics.grid import Grid1D, Grid2D
 
 
 class WhiteNoise:

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from .denoisers import EDMDenoiser
-from .edm import as_sigma
+from pdeinv.priors.diffusion.denoisers import EDMDenoiser
+from pdeinv.priors.diffusion.edm import as_sigma
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def train_denoiser(model: EDMDenoiser, data: torch.Tensor, val_data: Optional[to
     Further keywords go to :func:`pdeinv.surrogates.training.train` (scheduler, patience, ddp ...).
     Returns the history.  With ``checkpoint`` the final (EMA) model is saved there.
     """
-    from ...surrogates.training import train
+    from pdeinv.nn.training import train
     if not resume:
         model.fit_normalizers(data)
     if model.config.get("train_res") is None:
@@ -101,7 +101,7 @@ def train_denoiser(model: EDMDenoiser, data: torch.Tensor, val_data: Optional[to
 
 def joint_fields(ds, channels: str = "joint", time_index: int = -1) -> torch.Tensor:
     """Training fields from a dataset: ``(m, u)`` stacked (``"joint"``) or ``m`` alone (``"m"``), float32."""
-    from ...data.io import dataset_tensors
+    from pdeinv.data.io import dataset_tensors
     m, u = dataset_tensors(ds, dtype=torch.float32)
     if u.dim() == m.dim() + 1:
         u = u[:, time_index]
@@ -110,39 +110,3 @@ def joint_fields(ds, channels: str = "joint", time_index: int = -1) -> torch.Ten
     if channels == "m":
         return m
     raise ValueError(f"channels must be 'joint' or 'm'; got {channels!r}")
-
-
-def train_diffusion(args) -> int:
-    """``pdeinv train diffusion --data FILE.nc --arch uno|unet``."""
-    from ...data.io import load_dataset
-    from ...surrogates.training import parse_options
-    opts = parse_options(getattr(args, "option", []))
-    arch = getattr(args, "arch", None) or opts.pop("arch", "unet")
-    opts.pop("arch", None)
-    noise = opts.pop("noise", "grf" if arch == "uno" else "white")
-    channels = opts.pop("channels", "joint")
-    resolutions = opts.pop("resolutions", None)
-    ema = opts.pop("ema_decay", 0.995)
-    ds = load_dataset(args.data)
-    x = joint_fields(ds, channels, getattr(args, "time_index", -1))
-    if args.n_train is not None:
-        x = x[:args.n_train]
-    if args.val_data:
-        vx = joint_fields(load_dataset(args.val_data), channels)
-    else:
-        n_val = int(round(args.val_fraction * x.shape[0]))
-        if n_val < 1 or n_val >= x.shape[0]:
-            raise ValueError(f"--val-fraction {args.val_fraction} leaves no validation or no training samples")
-        x, vx = x[:-n_val], x[-n_val:]
-    names = [ds.attrs.get("m_name", "m")] + ([ds.attrs.get("u_name", "u")] if channels == "joint" else [])
-    model = EDMDenoiser(channels=x.shape[1], arch=arch, arch_kwargs=opts, noise=noise, channel_names=names,
-                        seed=args.seed, ema_decay=ema)
-    task = ds.attrs.get("task", "data")
-    out = Path(args.out or f"diffusion-{arch}-{task}.pt")
-    hist = train_denoiser(model, x, vx, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          resolutions=resolutions, checkpoint=out, resume=args.resume, seed=args.seed,
-                          device=args.device, verbose=not args.quiet,
-                          scheduler=None if args.scheduler == "none" else args.scheduler)
-    log.info("trained a %s denoiser (%s noise, %d parameters) on %d fields %s: final loss %.4g; checkpoint %s",
-             arch, model.noise.kind, model.n_parameters(), x.shape[0], tuple(x.shape[1:]), hist["train_loss"][-1], out)
-    return 0

@@ -1,63 +1,14 @@
-"""Benchmark tasks: a PDE problem, the law of its unknown, and default settings.
+"""Elliptic benchmark tasks: darcy (binary permeability), poisson and helmholtz (GRF sources).
 
-A :class:`Task` ties together what the CLI (``generate``, ``invert``, ``demo``,
-``benchmark``) and the benchmark harness need to know about a problem:
-
-* ``grid(res)`` -- the grid at a resolution;
-* ``problem(grid)`` -- the forward problem ``problem(m) -> u``;
-* ``sample_m(grid, n, seed)`` -- draws of the unknown from the task's law
-  (BENCHMARKS.md), ``(n, 1, *grid.shape)`` float64;
-* ``attrs`` -- PDE parameters and the law, written into dataset attrs.
-
-``TASKS`` is the registry (name -> Task); other modules register theirs with
-:func:`register_task`.
+The laws are BENCHMARKS.md's; ``map_options`` are the classical MAP defaults of each task.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
-
 import torch
 
-from .priors.gaussian import LawPrior
-from .physics import Darcy, GaussianRandomField, Grid2D, Helmholtz, Poisson, threshold
-
-
-@dataclass
-class Task:
-    name: str
-    grid: Callable[[int], Any]
-    problem: Callable[..., torch.nn.Module]
-    sample_m: Callable[..., torch.Tensor]
-    m_name: str = "m"
-    u_name: str = "u"
-    attrs: Dict[str, Any] = field(default_factory=dict)
-    default_res: int = 64
-    map_options: Dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-
-    def make(self, res: Optional[int] = None, **problem_kwargs):
-        """``(grid, problem)`` at resolution ``res`` (default ``default_res``)."""
-        g = self.grid(res or self.default_res)
-        return g, self.problem(g, **problem_kwargs)
-
-
-TASKS: Dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; registered tasks: {sorted(TASKS)}") from None
-
+from pdeinv.physics import Darcy, GaussianRandomField, Grid2D, Helmholtz, Poisson, threshold
+from pdeinv.priors.gaussian import LawPrior
+from pdeinv.tasks.base import Task, register_task
 
 # ----------------------------------------------------------------------------- elliptic tasks
 # The constant (k = 0) cosine mode is dropped, as in the FNO Darcy data generator (GRF.m sets the mean
@@ -105,5 +56,3 @@ register_task(Task(
     map_options=dict(prior=LawPrior(Grid2D, basis="sine", **GRF_SOURCE_LAW)),
     description="Helmholtz equation (k = 1), GRF source vanishing on the boundary",
 ))
-from . import tasks_eit  # noqa: E402,F401  (registers "eit", "eit_inclusions")
-from . import tasks_time  # noqa: E402,F401  (registers "ns", "ns_long", "burgers", "wave")

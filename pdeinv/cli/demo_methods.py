@@ -21,10 +21,10 @@ def _setting(args, name, default):
 
 
 def run_mcmc(args) -> dict:
-    from . import metrics, plot
-    from .physics import ForwardModel, GaussianNoise, GaussianRandomField, PointObservation
-    from .solvers.mcmc import MCMC
-    from .tasks import GRF_SOURCE_LAW, TASKS
+    from pdeinv import metrics, plot
+    from pdeinv.physics import ForwardModel, GaussianNoise, GaussianRandomField, PointObservation
+    from pdeinv.solvers.mcmc import MCMC
+    from pdeinv.tasks import GRF_SOURCE_LAW, TASKS
 
     task = TASKS["poisson"]
     grid, problem = task.make(_setting(args, "res", 16))
@@ -61,10 +61,10 @@ def run_mcmc(args) -> dict:
 
 
 def run_pinn(args) -> dict:
-    from . import metrics, plot
-    from .physics import ForwardModel, GaussianNoise, PointObservation
-    from .solvers.pinn import PINN
-    from .tasks import TASKS
+    from pdeinv import metrics, plot
+    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
+    from pdeinv.solvers.pinn.solver import PINN
+    from pdeinv.tasks import TASKS
 
     task = TASKS["darcy"]
     grid, problem = task.make(_setting(args, "res", 32))

@@ -27,12 +27,12 @@ NS_DEMO_ITER = 150
 
 def run_demo(args) -> dict:
     """Run the ns inverse demo; returns a dict of metrics (relative L2 per sample and mean, seconds)."""
-    from . import metrics, plot
-    from .data.io import save_dataset
-    from .observations_io import save_observations
-    from .physics import ForwardModel, GaussianNoise, PointObservation
-    from .solvers.map import MAP
-    from .tasks import get_task
+    from pdeinv import metrics, plot
+    from pdeinv.data.io import save_dataset
+    from pdeinv.cli.observations import save_observations
+    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
+    from pdeinv.solvers.map import MAP
+    from pdeinv.tasks import get_task
 
     device = torch.device(getattr(args, "device", "cpu"))
     res = getattr(args, "res", None) or 64

@@ -8,9 +8,9 @@ Two conductivity laws: ``"trig"`` (smooth, default) and ``"inclusions"``
 """
 from __future__ import annotations
 
-from .physics import Grid2D
-from .physics.eit import EIT, EIT_LAWS, inclusion_conductivity, trig_conductivity
-from .tasks import Task, register_task
+from pdeinv.physics import Grid2D
+from pdeinv.physics.eit import EIT, EIT_LAWS, inclusion_conductivity, trig_conductivity
+from pdeinv.tasks.base import Task, register_task
 
 EIT_PATTERNS = 16
 

@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 import torch
 
-from .priors.gaussian import LawPrior  # noqa: F401  (re-exported: tasks' MAP priors)
-from .physics import GaussianRandomField, Grid1D, Grid2D
-from .physics.burgers import Burgers1D
-from .physics.navier_stokes import NavierStokes2D
-from .physics.wave import Wave2D, ricker
-from .tasks import Task, register_task
+from pdeinv.priors.gaussian import LawPrior  # noqa: F401  (re-exported: tasks' MAP priors)
+from pdeinv.physics import GaussianRandomField, Grid1D, Grid2D
+from pdeinv.physics.burgers import Burgers1D
+from pdeinv.physics.navier_stokes import NavierStokes2D
+from pdeinv.physics.wave import Wave2D, ricker
+from pdeinv.tasks.base import Task, register_task
 
 NS_LAW = dict(alpha=2.5, tau=7.0, sigma=7 ** 1.5, zero_mean_mode=True)
 BURGERS_LAW = dict(alpha=2.0, tau=5.0, sigma=25.0)

@@ -12,11 +12,11 @@ import logging
 import sys
 
 SUBCOMMANDS = {
-    "generate": ("pdeinv.data.generate", "generate a dataset with a simulator (netCDF/zarr)"),
-    "train": ("pdeinv.surrogates.training", "train a surrogate, inverse operator or denoiser"),
-    "invert": ("pdeinv.invert", "recover an unknown from observations (netCDF or mesh file)"),
-    "benchmark": ("pdeinv.bench", "run methods side by side on a benchmark task"),
-    "demo": ("pdeinv.demo", "a real inversion in a couple of minutes on a laptop CPU"),
+    "generate": ("pdeinv.cli.generate", "generate a dataset with a simulator (netCDF/zarr)"),
+    "train": ("pdeinv.cli.train", "train a surrogate, inverse operator or denoiser"),
+    "invert": ("pdeinv.cli.invert", "recover an unknown from observations (netCDF or mesh file)"),
+    "benchmark": ("pdeinv.cli.benchmark", "run methods side by side on a benchmark task"),
+    "demo": ("pdeinv.cli.demo", "a real inversion in a couple of minutes on a laptop CPU"),
 }
 
 

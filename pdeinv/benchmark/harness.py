@@ -140,7 +140,7 @@ def derived_seed(seed: int, index: int, purpose: int) -> int:
 
 # ============================================================================ data
 def _task(name: str):
-    from .tasks import get_task
+    from pdeinv.tasks import get_task
     return get_task(name)
 
 
@@ -188,7 +188,7 @@ def load_split(cfg: BenchConfig, split: str, n: int) -> Tuple[torch.Tensor, torc
         if split == "train":
             rec["n_train"] = max(int(n), rec["n_train"])
         ds = cached(rec, split, cache_dir=cfg.cache / "datasets", n=int(n), verbose=cfg.verbose)
-        from .data.io import dataset_tensors
+        from pdeinv.data.io import dataset_tensors
         return dataset_tensors(ds)
     return _generate_cached(cfg, split, n, cfg.seed + (1 if split == "test" else 0))
 
@@ -275,14 +275,14 @@ def is_boundary_task(name: str) -> bool:
 
 def make_sample(cfg: BenchConfig, index: int, m: torch.Tensor, u: torch.Tensor) -> Sample:
     """Observation set and noisy data of test sample ``index`` (depends only on seed and index)."""
-    from .physics import GaussianNoise, PointObservation
+    from pdeinv.physics import GaussianNoise, PointObservation
     task = _task(cfg.task)
     grid = task.grid(cfg.res)
     observed = u if cfg.mode == "inverse" else m
     obs_seed, noise_seed = derived_seed(cfg.seed, index, 1), derived_seed(cfg.seed, index, 2)
     if cfg.mode == "inverse" and is_boundary_task(cfg.task):
         # EIT: u is the DtN data (1, L, Nb); every flux at every boundary node is observed (--obs unused)
-        from .physics.eit import DtNObservation
+        from pdeinv.physics.eit import DtNObservation
         obs = DtNObservation(observed.shape[-1])
     else:
         obs = PointObservation.random(grid, fraction=cfg.obs, seed=obs_seed)
@@ -374,8 +374,8 @@ class MAPMethod(Method):
         return {"n_train": 0, "steps": cfg.map_iter}
 
     def predict(self, cfg, sample):
-        from .physics import ForwardModel, GaussianNoise
-        from .solvers.map import MAP
+        from pdeinv.physics import ForwardModel, GaussianNoise
+        from pdeinv.solvers.map import MAP
         task = _task(cfg.task)
         grid, problem = task.make(cfg.res)
         weighting = sample.noise if sample.noise is not None else GaussianNoise(relative=0.01)
@@ -419,7 +419,7 @@ def node_scatter(y: torch.Tensor, observation) -> torch.Tensor:
     bilinear weight there is 1 up to round-off (``x / h`` is not always an exact
     integer in floating point), so the node is the one of largest weight.
     """
-    from .surrogates.sparse import sparse_input
+    from pdeinv.surrogates.sparse import sparse_input
     obs = observation
     if not bool((obs.weight.max(-1).values > 1 - 1e-9).all()):
         raise ValueError("the sparse baselines need observation points on grid nodes")
@@ -472,7 +472,7 @@ class SparseBaseline(Method):
         return Path(str(stem) + ".pt"), Path(str(stem) + ".train.pt")
 
     def prepare(self, cfg, data):
-        from .surrogates import load
+        from pdeinv.surrogates import load
         final, ckpt = self._paths(cfg)
         if final.exists():
             try:
@@ -483,8 +483,8 @@ class SparseBaseline(Method):
                         "train_time_s": meta.get("train_time_s"), "checkpoint": str(final)}
             except ValueError as err:
                 log.warning("cached model %s unusable (%s); training again", final, err)
-        from .surrogates.sparse import SparseDataset
-        from .surrogates.training import train
+        from pdeinv.surrogates.sparse import SparseDataset
+        from pdeinv.nn.training import train
         m, u = data.train()
         x, y = (u, m) if cfg.mode == "inverse" else (m, u)
         x, y = x.float(), y.float()
@@ -508,7 +508,7 @@ class SparseBaseline(Method):
 
     def build_model(self, cfg, x, y):
         """The untrained network for observed field ``x`` ``(N, C, *grid)`` and target ``y``."""
-        from .surrogates.sparse import SparseOperator
+        from pdeinv.surrogates.sparse import SparseOperator
         return SparseOperator(self.operator, x.shape[1], y.shape[1], list(x.shape[2:]), options=self.options(cfg))
 
     def predict(self, cfg, sample):
@@ -560,9 +560,9 @@ class MCMCMethod(Method):
         return {"n_train": 0, "steps": st["n_samples"] + st["burn_in"]}
 
     def predict(self, cfg, sample):
-        from .physics import ForwardModel, GaussianNoise, GaussianRandomField, threshold
-        from .solvers.mcmc import MCMC
-        from .tasks import DARCY_LAW, GRF_SOURCE_LAW
+        from pdeinv.physics import ForwardModel, GaussianNoise, GaussianRandomField, threshold
+        from pdeinv.solvers.mcmc import MCMC
+        from pdeinv.tasks import DARCY_LAW, GRF_SOURCE_LAW
         task = _task(cfg.task)
         grid, problem = task.make(cfg.res)
         if cfg.task == "darcy":
@@ -605,7 +605,7 @@ class PINNMethod(Method):
     def available(self, cfg):
         if is_boundary_task(cfg.task):
             return f"the PINN adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
-        return _module_missing("pdeinv.solvers.pinn")
+        return _module_missing("pdeinv.solvers.pinn.solver")
 
     def settings(self, cfg):
         if cfg.suite == "quick":
@@ -617,8 +617,8 @@ class PINNMethod(Method):
         return {"n_train": 0, "steps": st["adam_iters"] + st["lbfgs_iters"]}
 
     def predict(self, cfg, sample):
-        from .physics import ForwardModel
-        from .solvers.pinn import PINN
+        from pdeinv.physics import ForwardModel
+        from pdeinv.solvers.pinn.solver import PINN
         task = _task(cfg.task)
         grid, problem = task.make(cfg.res)
         kw = {"field_bounds": tuple(task.map_options["bounds"])} if "bounds" in task.map_options else {}
@@ -694,7 +694,7 @@ class DiffusionMethod(Method):
         return cfg.cache / "models" / f"{cfg.task}-{cfg.res}-denoiser-{self.arch}-{self.noise}-{key}.pt"
 
     def prepare(self, cfg, data):
-        from .priors.diffusion.denoisers import EDMDenoiser
+        from pdeinv.priors.diffusion.denoisers import EDMDenoiser
         path = self._path(cfg)
         meta_path = path.with_suffix(".json")
         if path.exists() and meta_path.exists():     # the .json is written last: both present = finished
@@ -705,7 +705,7 @@ class DiffusionMethod(Method):
                         "train_time_s": meta.get("train_time_s"), "checkpoint": str(path)}
             except ValueError as err:
                 log.warning("cached denoiser %s unusable (%s); training again", path, err)
-        from .priors.diffusion.training import train_denoiser
+        from pdeinv.priors.diffusion.training import train_denoiser
         m, u = data.train()
         joint = torch.cat([m, u], 1).float()
         task = _task(cfg.task)
@@ -725,8 +725,8 @@ class DiffusionMethod(Method):
         return {**meta, "checkpoint": str(path)}
 
     def predict(self, cfg, sample):
-        from .physics import ForwardModel
-        from .solvers import SOLVERS
+        from pdeinv.physics import ForwardModel
+        from pdeinv.solvers import SOLVERS
         task = _task(cfg.task)
         grid, problem = task.make(cfg.res)
         kw = {"clip": tuple(task.map_options["bounds"])} if "bounds" in task.map_options else {}
@@ -767,7 +767,7 @@ class ViTOSparse(SparseBaseline):
         return dict(width=16, depth=3, patch_size=1, embed_dim=64, n_heads=4, n_layers=2, seed=cfg.seed)
 
     def build_model(self, cfg, x, y):
-        from .surrogates.vito import ViTO
+        from pdeinv.surrogates.vito import ViTO
         return ViTO(2 * x.shape[1], y.shape[1], out_size=list(y.shape[2:]), **self.options(cfg))
 
 
@@ -803,11 +803,11 @@ class NIOMethod(SparseBaseline):
                 "lr": self.lr, "options": self.options(cfg)}
 
     def prepare(self, cfg, data):
-        from .surrogates import load
+        from pdeinv.surrogates import load
         from torch.utils.data import TensorDataset
 
-        from .surrogates.nio import NIO, eit_measurements, nio_loss
-        from .surrogates.training import relative_l2_loss, train
+        from pdeinv.surrogates.nio import NIO, eit_measurements, nio_loss
+        from pdeinv.nn.training import relative_l2_loss, train
         final, ckpt = self._paths(cfg)
         self._problem = _task(cfg.task).make(cfg.res)[1]
         if final.exists():
@@ -840,7 +840,7 @@ class NIOMethod(SparseBaseline):
         return {**meta, "checkpoint": str(final)}
 
     def predict(self, cfg, sample):
-        from .surrogates.nio import eit_measurements
+        from pdeinv.surrogates.nio import eit_measurements
         x = eit_measurements(self._problem, sample.y.double(), difference=True).float().to(cfg.device)
         with torch.no_grad():
             pred = self._model(x)
@@ -930,7 +930,7 @@ class PeakMemory:
 
 
 def sample_errors(cfg: BenchConfig, pred: torch.Tensor, sample: Sample) -> Dict[str, float]:
-    from .metrics import error_rate, relative_l2
+    from pdeinv.metrics import error_rate, relative_l2
     true = sample.target
     if tuple(pred.shape) != tuple(true.shape):
         raise ValueError(f"method returned a prediction of shape {tuple(pred.shape)}; expected {tuple(true.shape)}")
@@ -954,7 +954,7 @@ def run_one(cfg: BenchConfig, method: Method, sample: Sample, key: str) -> Tuple
     info = dict(info or {})
     samples = info.pop("samples", None)
     if samples is not None and samples.shape[0] >= 2:   # samplers: 90 % band coverage and spread of the truth
-        from .metrics import coverage
+        from pdeinv.metrics import coverage
         samples = samples.detach().cpu().double().reshape(samples.shape[0], *sample.target.shape)
         info["coverage90"] = float(coverage(samples, sample.target.double(), 0.9)[0])
         info["posterior_std"] = float(samples.std(0).mean())
@@ -1211,7 +1211,7 @@ def run_benchmark(cfg: BenchConfig, methods: Optional[List[str]] = None, *, _sto
             sample0 = make_sample(cfg, 0, m_test[:1], u_test[:1])
             fig_out = out_dir / "figures" / f"{cfg.name}.png"
             try:   # the package's plotting helper (true / each method / error / sensors)
-                from .plot import compare
+                from pdeinv.plot import compare
                 import matplotlib.pyplot as plt
                 fig_out.parent.mkdir(parents=True, exist_ok=True)
                 plt.close(compare(true=sample0.target, recovered=preds_for_figure, sensors=sample0.observation,
@@ -1521,82 +1521,3 @@ def figure(sample: Sample, preds: Dict[str, torch.Tensor], path: Path, title: st
     plt.close(fig)
     os.replace(tmp, path)
     return path
-
-
-# ============================================================================ CLI
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default=None,
-                   help="task name(s), comma-separated (darcy, poisson, helmholtz, ns, burgers, ...; default: the "
-                        "suite's tasks)")
-    p.add_argument("--mode", default=None,
-                   help="forward (observe m, recover u), inverse (observe u, recover m), or both comma-separated "
-                        "(default: the suite's modes)")
-    p.add_argument("--methods", default=None,
-                   help="comma-separated methods (registered: " + ",".join(METHODS) + "; default: the suite's -- "
-                        "quick: map,fno,deeponet,mean (the others by name); full: all)")
-    p.add_argument("--suite", default="quick", choices=sorted(SUITES),
-                   help="size preset: quick (<= 30 min on 2 CPU cores) or full (published scale, GPU)")
-    p.add_argument("--res", type=int, default=None, help="grid resolution (default: suite)")
-    p.add_argument("--n-test", type=int, default=None,
-                   help="number of test samples for every method (default: the suite's, with costly methods -- pinn, "
-                        "mcmc, diffusion -- on fewer)")
-    p.add_argument("--n-train", type=int, default=None, help="training-set size for learned methods (default: suite)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs for learned methods (default: suite)")
-    p.add_argument("--width", type=int, default=None, help="hidden width of FNO/DeepONet baselines (default: suite)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is fastest on a shared or busy machine)")
-    p.add_argument("--map-iter", type=int, default=None, help="L-BFGS iterations of MAP (default: suite)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="EDM sampler steps of DiffusionPDE; FunDPS takes a quarter (default: suite)")
-    p.add_argument("--denoiser-steps", type=int, default=None,
-                   help="optimiser steps (batch 16) of each diffusion denoiser (default: suite)")
-    p.add_argument("--obs", type=float, default=0.0305, help="fraction of grid nodes observed (default 0.0305)")
-    p.add_argument("--noise", type=float, default=0.01, help="noise std relative to the RMS of the data (default 0.01)")
-    p.add_argument("--workers", type=int, default=None, help="run per-sample methods on a local Dask cluster of N processes")
-    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
-    p.add_argument("--cache-dir", default=None, help="dataset/checkpoint cache (default $PDEINV_CACHE or ~/.cache/pdeinv)")
-    p.add_argument("--out", default="benchmarks/results", help="results folder (default benchmarks/results)")
-    p.add_argument("--no-figures", action="store_true", help="do not draw figures")
-    p.add_argument("--report-only", action="store_true",
-                   help="compute nothing: write the tables from the samples already recorded (partial runs)")
-
-
-def configs_from_args(args) -> List[BenchConfig]:
-    suite = SUITES[args.suite]
-    tasks = args.task.split(",") if args.task else list(suite["tasks"])
-    modes = args.mode.split(",") if args.mode else list(suite["modes"])
-    from .tasks import TASKS
-    if args.task is None:
-        tasks = [t for t in tasks if t in TASKS]
-    out = []
-    for t in tasks:
-        for mo in modes:
-            out.append(BenchConfig(
-                task=t.strip(), mode=mo.strip(), res=args.res or suite["res"], n_test=args.n_test or suite["n_test"],
-                obs=args.obs, noise=args.noise, seed=args.seed, device=args.device, suite=args.suite,
-                n_train=args.n_train or suite["n_train"], epochs=args.epochs or suite["epochs"],
-                batch_size=suite["batch_size"], width=args.width or suite["width"], map_iter=args.map_iter or suite["map_iter"],
-                steps=args.steps or suite["steps"], samples=suite["samples"],
-                denoiser_steps=args.denoiser_steps or suite["denoiser_steps"],
-                cache_dir=str(args.cache_dir or default_cache_dir()), out_dir=args.out,
-                figures=not args.no_figures, verbose=not args.quiet, workers=args.workers, scheduler=args.scheduler,
-                cap_costly=args.n_test is None))
-    return out
-
-
-def main(args) -> int:
-    torch.manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(int(args.threads))
-    suite_methods = SUITES[args.suite].get("methods")
-    methods = ([m.strip() for m in args.methods.split(",")] if args.methods
-               else (list(suite_methods) if suite_methods else None))
-    t0 = time.perf_counter()
-    for cfg in configs_from_args(args):
-        payload = run_benchmark(cfg, methods, report_only=args.report_only)
-        for r in payload["records"]:
-            extra = (f", pixel error {100 * r['error_rate_mean']:.2f} %" if r.get("error_rate_mean") is not None else "")
-            log.info("%s %s: rel. L2 %s %%%s, %.3g s/sample", cfg.name, r["method"],
-                     _fmt_pm(r["error_mean"], r["error_std"]), extra, r["time_per_sample_s"] or float("nan"))
-    log.info("benchmark finished in %.1f s; results in %s", time.perf_counter() - t0, args.out)
-    return 0

@@ -1,7 +1,7 @@
 r"""Diffusion posterior sampling as an :class:`~pdeinv.solvers.base.InverseSolver`.
 
-Shared by :class:`~pdeinv.solvers.fundps.FunDPS` and
-:class:`~pdeinv.solvers.diffusionpde.DiffusionPDE`, which differ in their
+Shared by :class:`~pdeinv.solvers.diffusion.fundps.FunDPS` and
+:class:`~pdeinv.solvers.diffusion.diffusionpde.DiffusionPDE`, which differ in their
 denoiser (neural operator + GRF noise vs U-Net + white noise) and in when the
 PDE guidance is switched on.  ``solver(y, fwd, seed=) -> InverseResult``:
 
@@ -33,9 +33,9 @@ from typing import Optional
 
 import torch
 
-from ...solvers.base import InverseResult, InverseSolver
-from .guidance import (ObservationGuidance, PosteriorGuidance, ResidualGuidance, SimulatorGuidance, always)
-from .samplers import edm_sample
+from pdeinv.solvers.base import InverseResult, InverseSolver
+from pdeinv.solvers.diffusion.guidance import (ObservationGuidance, PosteriorGuidance, ResidualGuidance, SimulatorGuidance, always)
+from pdeinv.solvers.diffusion.samplers import edm_sample
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class DiffusionPosteriorSolver(InverseSolver):
     @classmethod
     def load(cls, path, map_location=None, **kwargs):
         """Solver around a saved :class:`~.denoisers.EDMDenoiser` checkpoint."""
-        from .denoisers import EDMDenoiser
+        from pdeinv.priors.diffusion.denoisers import EDMDenoiser
         return cls(EDMDenoiser.load(path, map_location=map_location), **kwargs)
 
     # ------------------------------------------------------------------ schedules (subclasses)

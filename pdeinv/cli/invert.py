@@ -50,7 +50,7 @@ def parse_options(items):
 
 
 def build_solver(method: str, task, checkpoint=None, options=None, device="cpu"):
-    from .solvers import SOLVERS
+    from pdeinv.solvers import SOLVERS
     if method not in SOLVERS:
         raise ValueError(f"unknown method {method!r}; available: {sorted(SOLVERS)}")
     cls = SOLVERS[method]
@@ -64,11 +64,11 @@ def build_solver(method: str, task, checkpoint=None, options=None, device="cpu")
 
 
 def main(args) -> int:
-    from .data.io import save_dataset
-    from .observations_io import load_observations
-    from .physics import ForwardModel, GaussianNoise
-    from .plot import compare
-    from .tasks import get_task
+    from pdeinv.data.io import save_dataset
+    from pdeinv.cli.observations import load_observations
+    from pdeinv.physics import ForwardModel, GaussianNoise
+    from pdeinv.plot import compare
+    from pdeinv.tasks import get_task
 
     task = get_task(args.task)
     device = torch.device(args.device)

@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 DARCY_MAP = dict(prior="tv", weight=10.0, bounds=(3.0, 12.0), max_iter=300)
 
 DEMOS = {
-    "darcy": "pdeinv.demo:run_darcy",
-    "ns": "pdeinv.demo_ns:run_demo",
-    "mcmc": "pdeinv.demo_methods:run_mcmc",
-    "pinn": "pdeinv.demo_methods:run_pinn",
+    "darcy": "pdeinv.cli.demo:run_darcy",
+    "ns": "pdeinv.cli.demo_ns:run_demo",
+    "mcmc": "pdeinv.cli.demo_methods:run_mcmc",
+    "pinn": "pdeinv.cli.demo_methods:run_pinn",
 }
 
 
@@ -46,11 +46,11 @@ def add_arguments(p) -> None:
 
 def run_darcy(args) -> dict:
     """Darcy inverse demo; returns the metrics dict (also written to ``metrics.json``)."""
-    from . import metrics, plot
-    from .observations_io import save_observations
-    from .physics import ForwardModel, GaussianNoise, PointObservation
-    from .solvers import MAP
-    from .tasks import TASKS
+    from pdeinv import metrics, plot
+    from pdeinv.cli.observations import save_observations
+    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
+    from pdeinv.solvers import MAP
+    from pdeinv.tasks import TASKS
 
     device = torch.device(args.device)
     task = TASKS["darcy"]
@@ -79,7 +79,7 @@ def run_darcy(args) -> dict:
                               noise_relative=args.noise, res=grid.shape[0])
             ds = result.to_xarray()
             ds["m_true"] = (ds["m"].dims, a_true[:1].cpu().numpy().reshape(ds["m"].shape))
-            from .data.io import save_dataset
+            from pdeinv.data.io import save_dataset
             save_dataset(ds, os.path.join(args.output, "darcy_inverse.nc"), validate=False)
             plot.compare(true=a_true[:1], recovered=result.m, sensors=obs,
                          path=os.path.join(args.output, "darcy_inverse.png"),

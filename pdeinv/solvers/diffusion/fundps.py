@@ -4,7 +4,7 @@ The prior is a diffusion model *on functions*: the denoiser is a neural
 operator (neuraloperator's U-shaped neural operator, ``EDMDenoiser(arch="uno")``)
 and the noise a Gaussian random field (``GRFNoise``), so one model can be
 sampled on grids other than the training grid.  Sampling is the EDM Heun
-sampler with posterior guidance (:mod:`pdeinv.priors.diffusion.guidance`):
+sampler with posterior guidance (:mod:`pdeinv.solvers.diffusion.guidance`):
 
 * observation guidance at every step, its strength following the noise
   likelihood and the noise level (:math:`\sigma^2 K\nabla\ell` with the
@@ -25,14 +25,14 @@ NeurIPS 2025.
 """
 from __future__ import annotations
 
-from ..priors.diffusion.guidance import always, fundps_pde
-from ..priors.diffusion.posterior import DiffusionPosteriorSolver
+from pdeinv.solvers.diffusion.guidance import always, fundps_pde
+from pdeinv.solvers.diffusion.posterior import DiffusionPosteriorSolver
 
 
 class FunDPS(DiffusionPosteriorSolver):
     """``FunDPS(prior, mode="inverse", physics="residual", n_samples=8, num_steps=50, pde_sigma=1.0, ...)``.
 
-    See :class:`~pdeinv.priors.diffusion.posterior.DiffusionPosteriorSolver` for the
+    See :class:`~pdeinv.solvers.diffusion.posterior.DiffusionPosteriorSolver` for the
     common parameters.  ``pde_sigma``: PDE guidance acts once ``sigma <= pde_sigma``.
     """
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validation import check_finite
-from .physics.observation import PointObservation
+from pdeinv._validation import check_finite
+from pdeinv.physics.observation import PointObservation
 
 MESH_SUFFIXES = {".vtu", ".vtk", ".xdmf", ".xmf", ".msh", ".ply", ".obj", ".stl", ".mesh", ".med", ".h5m"}
 
@@ -47,7 +47,7 @@ def load_observations(path, grid, dtype=torch.float64, field: str = "y"):
     if not path.exists():
         raise FileNotFoundError(f"observation file {str(path)!r} does not exist")
     if path.suffix.lower() in MESH_SUFFIXES:
-        from .data.mesh import read_observations
+        from pdeinv.data.mesh import read_observations
         obs, y = read_observations(str(path), grid, field=field)
         y = torch.as_tensor(y, dtype=dtype)
         while y.dim() < 3:

@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .edm import EDMSchedule
+from pdeinv.priors.diffusion.edm import EDMSchedule
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .._validation import check_finite
+from pdeinv._validation import check_finite
 
 # ----------------------------------------------------------------------------- interpolation
 
@@ -117,7 +117,7 @@ class GridInterpolant:
 
 
 class PINNProblem:
-    """Continuous description of one pdeinv problem for :class:`~pdeinv.solvers.pinn.PINN`.
+    """Continuous description of one pdeinv problem for :class:`~pdeinv.solvers.pinn.solver.PINN`.
 
     Attributes set by subclasses: ``outputs`` (names of the network outputs),
     ``scalar_names`` (parameters that may be identified as scalars),
@@ -338,7 +338,7 @@ class EllipticPINN(PINNProblem):
         return [max(a_s, 1e-12) * self.lap * self.u_scale]
 
     def residual(self, x, out):
-        from .._deepxde import import_deepxde
+        from pdeinv._deepxde import import_deepxde
         dde = import_deepxde()
         u = out[:, 0:1]
         p = {name: self._input(name, x, out) for name in self.problem.inputs}
@@ -504,7 +504,7 @@ class BurgersPINN(_TimePINN):
     outputs = ["u"]
 
     def residual(self, x, out):
-        from .._deepxde import import_deepxde
+        from pdeinv._deepxde import import_deepxde
         dde = import_deepxde()
         u = out[:, 0:1]
         u_x = dde.grad.jacobian(out, x, i=0, j=0)
@@ -562,7 +562,7 @@ class NavierStokesPINN(_TimePINN):
         return torch.cat([out[:, 0:1] * self.u_scale, out[:, 1:2] * self.u_scale * (L / (2 * math.pi)) ** 2], 1)
 
     def residual(self, x, out):
-        from .._deepxde import import_deepxde
+        from pdeinv._deepxde import import_deepxde
         dde = import_deepxde()
         w_x = dde.grad.jacobian(out, x, i=0, j=0)
         w_y = dde.grad.jacobian(out, x, i=0, j=1)

@@ -3,7 +3,7 @@ r"""DiffusionPDE: joint diffusion prior over (m, u) with DPS guidance (Huang et 
 The prior is a diffusion model over the stacked fields ``(m, u)`` with a U-Net
 denoiser and white noise (``EDMDenoiser(arch="unet", noise="white")``), trained
 at one resolution.  Sampling is the EDM Heun sampler with DPS-style guidance
-(:mod:`pdeinv.priors.diffusion.guidance`):
+(:mod:`pdeinv.solvers.diffusion.guidance`):
 
 * an observation loss on either channel (``mode="forward"``: sparse ``m``,
   recover ``u``; ``"inverse"``: sparse ``u``, recover ``m``; ``"both"``);
@@ -21,14 +21,14 @@ PDE-solving under partial observation", NeurIPS 2024.
 """
 from __future__ import annotations
 
-from ..priors.diffusion.guidance import diffusionpde_obs, diffusionpde_pde
-from ..priors.diffusion.posterior import DiffusionPosteriorSolver
+from pdeinv.solvers.diffusion.guidance import diffusionpde_obs, diffusionpde_pde
+from pdeinv.solvers.diffusion.posterior import DiffusionPosteriorSolver
 
 
 class DiffusionPDE(DiffusionPosteriorSolver):
     """``DiffusionPDE(prior, mode="inverse", physics="residual", n_samples=8, num_steps=200,
     pde_fraction=0.2, late_obs_factor=0.5, ...)``; common parameters as
-    :class:`~pdeinv.priors.diffusion.posterior.DiffusionPosteriorSolver`."""
+    :class:`~pdeinv.solvers.diffusion.posterior.DiffusionPosteriorSolver`."""
 
     name = "diffusionpde"
     default_steps = 200

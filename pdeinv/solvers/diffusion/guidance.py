@@ -304,7 +304,7 @@ def tune_guidance(solver, validation_samples: Sequence, grid: Optional[Dict[str,
     config (``prior.set_guidance_weights``), so it is saved with the checkpoint.
     Returns the chosen weights (and the score under key ``"score"``).
     """
-    from ...metrics import relative_l2
+    from pdeinv.metrics import relative_l2
     if not validation_samples:
         raise ValueError("tune_guidance needs at least one (y, fwd, target) validation sample")
     if grid is None:

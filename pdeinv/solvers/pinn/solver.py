@@ -11,7 +11,7 @@ minimising (Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378, 2019)
    + \frac{w_b}{N_b}\sum_k \mathcal{B}[u_\theta](x_k)^2 ,
 
 with :math:`\mathcal{R}` the continuous residual of the problem
-(:mod:`pdeinv.solvers.pinn_residuals`), collocation points :math:`x_i` in the
+(:mod:`pdeinv.solvers.pinn.residuals`), collocation points :math:`x_i` in the
 domain, the sparse observations :math:`(x_j, y_j)` of ``fwd.observation`` (as a
 ``dde.icbc.PointSetBC``), :math:`\sigma_j` the observation noise std of
 ``fwd.noise`` (so a noisier data set is trusted less), :math:`\bar r` the
@@ -37,10 +37,10 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-from .._deepxde import deepxde_session, import_deepxde
-from .._validation import check_finite
-from .base import InverseResult, InverseSolver
-from .pinn_residuals import PINNProblem, grid_points, pinn_problem
+from pdeinv._deepxde import deepxde_session, import_deepxde
+from pdeinv._validation import check_finite
+from pdeinv.solvers.base import InverseResult, InverseSolver
+from pdeinv.solvers.pinn.residuals import PINNProblem, grid_points, pinn_problem
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The benchmark harness: every method on the same samples, beside the best achievable answer."""

@@ -1,0 +1,283 @@
+"""``pdeinv train MODEL --data FILE.nc``: train a surrogate, an inverse operator or a denoiser.
+
+``TRAINERS`` maps MODEL to the function here that builds the network from the dataset and the
+parsed arguments and runs :func:`pdeinv.nn.training.train` (Adam + schedule, validation,
+atomic resumable checkpoints, CSV learning curve, DDP under ``torchrun``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import torch
+from torch.utils.data import TensorDataset
+
+from pdeinv.data.io import dataset_tensors, load_dataset
+from pdeinv.nn.training import log_path, relative_l2_loss, train
+from pdeinv.surrogates.training import build_operator, operator_pairs
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``pdeinv train MODEL --data FILE.nc ...``"""
+    parser.add_argument("model", choices=["deeponet", "diffusion", "fno", "lepde", "nio", "vito"], help="what to train")
+    parser.add_argument("--data", required=True, help="training dataset (netCDF/zarr from `pdeinv generate`)")
+    parser.add_argument("-o", "--out", default=None, help="checkpoint path (default: <model>-<task>.pt)")
+    parser.add_argument("--val-data", default=None, help="validation dataset (default: split off --val-fraction)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share of --data (default 0.1)")
+    parser.add_argument("--n-train", type=int, default=None, help="use only the first N training samples")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--scheduler", default="cosine", choices=["cosine", "step", "none"])
+    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
+    parser.add_argument("--mode", default="forward", choices=["forward", "inverse"],
+                        help="forward: m -> u; inverse: u -> m")
+    parser.add_argument("--sparse", type=float, default=None, metavar="FRACTION",
+                        help="sparse-observation baseline: input = values at this fraction of random nodes "
+                             "(fresh set per sample) + mask channel")
+    parser.add_argument("--time-index", type=int, default=-1, help="for time series u: which time (default last)")
+    parser.add_argument("--modes", type=int, default=12, help="FNO: Fourier modes per axis")
+    parser.add_argument("--width", type=int, default=32, help="FNO hidden channels / DeepONet basis size")
+    parser.add_argument("--layers", type=int, default=4, help="FNO layers / DeepONet hidden layers")
+    parser.add_argument("--arch", default=None, choices=["unet", "uno"],
+                        help="diffusion: denoiser architecture (unet: DiffusionPDE, uno: FunDPS)")
+    parser.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="model-specific option (VALUE parsed as JSON if it can be); repeatable")
+
+
+def parse_options(items) -> Dict[str, Any]:
+    """``["a=1", "b=[2,3]", "c=gelu"]`` -> ``{"a": 1, "b": [2, 3], "c": "gelu"}``."""
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ValueError(f"--option expects KEY=VALUE; got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def main(args) -> int:
+    return int(TRAINERS[args.model](args) or 0)
+
+
+
+
+def train_operator(args) -> int:
+    """``pdeinv train fno|deeponet``: forward or inverse operator, full or sparse input."""
+    from pdeinv.data.io import load_dataset
+    from pdeinv.surrogates.sparse import SparseDataset
+
+    ds = load_dataset(args.data)
+    x, y = operator_pairs(ds, args.mode, args.time_index)
+    if args.n_train is not None:
+        x, y = x[:args.n_train], y[:args.n_train]
+    if args.val_data:
+        vx, vy = operator_pairs(load_dataset(args.val_data), args.mode, args.time_index)
+    else:
+        n_val = int(round(args.val_fraction * x.shape[0]))
+        if n_val < 1 or n_val >= x.shape[0]:
+            raise ValueError(f"--val-fraction {args.val_fraction} leaves no validation or no training samples "
+                             f"of {x.shape[0]}")
+        x, y, vx, vy = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+    opts = dict(modes=args.modes, width=args.width, layers=args.layers, seed=args.seed, **parse_options(args.option))
+    if args.sparse is not None:
+        from pdeinv.surrogates.sparse import SparseOperator
+        train_ds = SparseDataset(x, y, fraction=args.sparse, seed=args.seed)
+        val_ds = SparseDataset(vx, vy, fraction=args.sparse, seed=args.seed + 1)
+        model = SparseOperator(args.model, x.shape[1], y.shape[1], list(x.shape[2:]), options=opts)
+        model.fit_normalizers(train_ds.inputs, y)
+    else:
+        train_ds, val_ds = TensorDataset(x, y), TensorDataset(vx, vy)
+        model = build_operator(args.model, x.shape[1], y.shape[1], x.shape[2:], **opts)
+        model.fit_normalizers(x, y)
+    task = ds.attrs.get("task", "data")
+    out = Path(args.out or f"{args.model}-{task}-{args.mode}{'-sparse' if args.sparse else ''}.pt")
+    hist = train(model, train_ds, val_ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 weight_decay=args.weight_decay, scheduler=None if args.scheduler == "none" else args.scheduler,
+                 patience=args.patience, checkpoint=out, resume=args.resume, seed=args.seed, device=args.device,
+                 verbose=not args.quiet)
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return 0
+    log.info("trained %s (%d parameters) on %d samples: final train loss %.4g, best val loss %.4g "
+             "(epoch %s); checkpoint %s, log %s", args.model, model.n_parameters(), len(train_ds),
+             hist["train_loss"][-1], hist["best_loss"], hist["best_epoch"], out, log_path(out))
+    return 0
+
+
+def train_nio(args) -> int:
+    """``pdeinv train nio --data eit.nc [-O n_basis=64 -O min_measurements=2 ...]``."""
+
+
+    from pdeinv.data.io import load_dataset
+
+    from pdeinv.surrogates.nio import NIO, eit_pairs, nio_loss
+    ds = load_dataset(args.data)
+    user = parse_options(args.option)
+    diff = bool(user.pop("difference", True))          # difference data by default (see EIT.reference_data)
+    wd = float(user.pop("weight_decay", 0.0))          # Adam's L2 term (the CLI's 1e-4) collapsed NIO
+    x, y = eit_pairs(ds, difference=diff)
+    if args.n_train is not None:
+        x, y = x[:args.n_train], y[:args.n_train]
+    if args.val_data:
+        vx, vy = eit_pairs(load_dataset(args.val_data), difference=diff)
+    else:
+        n_val = max(1, int(round(args.val_fraction * x.shape[0])))
+        if n_val >= x.shape[0]:
+            raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
+        x, y, vx, vy = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+    opts = dict(n_modes=[min(args.modes, s // 2) for s in y.shape[2:]], hidden_channels=args.width,
+                n_layers=args.layers, seed=args.seed, difference=diff)
+    opts.update(user)
+    model = NIO(x.shape[-1], out_size=list(y.shape[2:]), in_channels=x.shape[2], n_measurements=x.shape[1], **opts)
+    model.fit_normalizers(x, y)
+    out = Path(args.out or f"nio-{ds.attrs.get('task', 'eit')}.pt")
+    hist = train(model, TensorDataset(x, y), TensorDataset(vx, vy), loss_fn=nio_loss, val_loss_fn=relative_l2_loss,
+                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 weight_decay=wd,
+                 scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
+                 checkpoint=out, resume=args.resume, seed=args.seed, device=args.device, verbose=not args.quiet)
+    log.info("trained NIO (%d parameters) on %d samples with randomised batching over 1..%d measurements: "
+             "best val rel. L2 %.4g; checkpoint %s", model.n_parameters(), len(x), x.shape[1], hist["best_loss"], out)
+    return 0
+
+
+def train_lepde(args) -> int:
+    """``pdeinv train lepde --data ns_long.nc [-O in_frames=10 -O horizon=4 -O latent_dim=128 ...]``.
+
+    The dataset's state must be a time series ``u (N, T, C, *grid)``; the unknown ``m`` (initial state)
+    is prepended as frame 0 when it has the state's shape.
+    """
+
+    from pdeinv.data.io import dataset_tensors, load_dataset
+
+    from pdeinv.surrogates.lepde import LEPDE, TrajectoryWindows, lepde_loss
+    ds = load_dataset(args.data)
+    m, u = dataset_tensors(ds, dtype=torch.float32)
+    if u.dim() != m.dim() + 1:
+        raise ValueError(f"LE-PDE trains on trajectories: the dataset's u must be a time series (N, T, C, *grid); "
+                         f"got {tuple(u.shape)}")
+    if tuple(m.shape[1:]) == tuple(u.shape[2:]):
+        u = torch.cat([m[:, None], u], 1)
+    opts = parse_options(args.option)
+    in_frames, horizon = int(opts.pop("in_frames", 1)), int(opts.pop("horizon", 4))
+    w_cons = float(opts.pop("w_consistency", 1.0))
+    if args.n_train is not None:
+        u = u[:args.n_train]
+    n_val = max(1, int(round(args.val_fraction * u.shape[0])))
+    if n_val >= u.shape[0]:
+        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {u.shape[0]}")
+    tr, va = u[:-n_val], u[-n_val:]
+    model = LEPDE(list(u.shape[3:]), in_channels=u.shape[2], in_frames=in_frames, seed=args.seed, **opts)
+    model.fit_normalizers(tr)
+    out = Path(args.out or f"lepde-{ds.attrs.get('task', 'data')}.pt")
+
+    def loss_fn(mod, batch):
+        return lepde_loss(mod, batch, w_consistency=w_cons)
+
+    hist = train(model, TrajectoryWindows(tr, in_frames, horizon), TrajectoryWindows(va, in_frames, horizon),
+                 loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 weight_decay=args.weight_decay, scheduler=None if args.scheduler == "none" else args.scheduler,
+                 patience=args.patience, checkpoint=out, resume=args.resume, seed=args.seed, device=args.device,
+                 verbose=not args.quiet)
+    log.info("trained LE-PDE (%d parameters) on %d trajectories x %d windows: best val loss %.4g; checkpoint %s",
+             model.n_parameters(), tr.shape[0], len(TrajectoryWindows(tr, in_frames, horizon)) // tr.shape[0],
+             hist["best_loss"], out)
+    return 0
+
+
+def train_vito(args) -> int:
+    """``pdeinv train vito --data darcy.nc [-O coarse=16 -O width=16 ...]``: inverse map coarse u -> fine m.
+
+    Time-series data use ``u[:, --time-index]`` (e.g. NS ``w(T)`` -> ``w0``).  ``-O arch=unet`` trains the
+    plain U-Net baseline on the same pairs.
+    """
+
+
+    from pdeinv.data.io import load_dataset
+    from pdeinv.surrogates.unet import UNet
+
+    from pdeinv.surrogates.vito import ViTO, coarsen
+    ds = load_dataset(args.data)
+    u, m = operator_pairs(ds, "inverse", args.time_index)
+    opts = parse_options(args.option)
+    coarse = opts.pop("coarse", 16)
+    arch = opts.pop("arch", "vito")
+    x = coarsen(u, coarse)
+    if args.n_train is not None:
+        x, m = x[:args.n_train], m[:args.n_train]
+    n_val = max(1, int(round(args.val_fraction * x.shape[0])))
+    if n_val >= x.shape[0]:
+        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
+    x, m, vx, vm = x[:-n_val], m[:-n_val], x[-n_val:], m[-n_val:]
+    if arch == "unet":
+        model = UNet(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
+    else:
+        model = ViTO(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
+    model.fit_normalizers(x, m)
+    out = Path(args.out or f"{arch}-{ds.attrs.get('task', 'data')}.pt")
+    hist = train(model, TensorDataset(x, m), TensorDataset(vx, vm), epochs=args.epochs, batch_size=args.batch_size,
+                 lr=args.lr, weight_decay=args.weight_decay,
+                 scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
+                 checkpoint=out, resume=args.resume, seed=args.seed, device=args.device, verbose=not args.quiet)
+    log.info("trained %s (%d parameters) on %d samples, %s -> %s: best val rel. L2 %.4g; checkpoint %s", arch,
+             model.n_parameters(), len(x), tuple(x.shape[2:]), tuple(m.shape[2:]), hist["best_loss"], out)
+    return 0
+
+
+def train_diffusion(args) -> int:
+    """``pdeinv train diffusion --data FILE.nc --arch uno|unet``."""
+    from pdeinv.data.io import load_dataset
+    opts = parse_options(getattr(args, "option", []))
+    arch = getattr(args, "arch", None) or opts.pop("arch", "unet")
+    opts.pop("arch", None)
+    noise = opts.pop("noise", "grf" if arch == "uno" else "white")
+    channels = opts.pop("channels", "joint")
+    resolutions = opts.pop("resolutions", None)
+    ema = opts.pop("ema_decay", 0.995)
+    from pdeinv.priors.diffusion.denoisers import EDMDenoiser
+    from pdeinv.priors.diffusion.training import joint_fields, train_denoiser
+    ds = load_dataset(args.data)
+    x = joint_fields(ds, channels, getattr(args, "time_index", -1))
+    if args.n_train is not None:
+        x = x[:args.n_train]
+    if args.val_data:
+        vx = joint_fields(load_dataset(args.val_data), channels)
+    else:
+        n_val = int(round(args.val_fraction * x.shape[0]))
+        if n_val < 1 or n_val >= x.shape[0]:
+            raise ValueError(f"--val-fraction {args.val_fraction} leaves no validation or no training samples")
+        x, vx = x[:-n_val], x[-n_val:]
+    names = [ds.attrs.get("m_name", "m")] + ([ds.attrs.get("u_name", "u")] if channels == "joint" else [])
+    model = EDMDenoiser(channels=x.shape[1], arch=arch, arch_kwargs=opts, noise=noise, channel_names=names,
+                        seed=args.seed, ema_decay=ema)
+    task = ds.attrs.get("task", "data")
+    out = Path(args.out or f"diffusion-{arch}-{task}.pt")
+    hist = train_denoiser(model, x, vx, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          resolutions=resolutions, checkpoint=out, resume=args.resume, seed=args.seed,
+                          device=args.device, verbose=not args.quiet,
+                          scheduler=None if args.scheduler == "none" else args.scheduler)
+    log.info("trained a %s denoiser (%s noise, %d parameters) on %d fields %s: final loss %.4g; checkpoint %s",
+             arch, model.noise.kind, model.n_parameters(), x.shape[0], tuple(x.shape[1:]), hist["train_loss"][-1], out)
+    return 0
+
+
+#: ``pdeinv train MODEL``: MODEL -> the function that trains it from the parsed arguments.
+TRAINERS: Dict[str, Callable[[argparse.Namespace], int]] = {
+    "fno": train_operator,
+    "deeponet": train_operator,
+    "diffusion": train_diffusion,
+    "nio": train_nio,
+    "lepde": train_lepde,
+    "vito": train_vito,
+}
