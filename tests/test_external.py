@@ -160,9 +160,10 @@ def test_mesh_round_trip_exact_for_linear_field(tmp_path):
     mesh nodes is exact for a linear field too.  The field travels through a
     real VTU file written and read by meshio.
     """
-    meshio = pytest.importorskip("meshio")
-    mesh_mod = pytest.importorskip("pdeinv.data.mesh")
+    import meshio
     from scipy.spatial import Delaunay
+
+    import pdeinv.data.mesh as mesh_mod
 
     rng = np.random.default_rng(0)
     t = np.linspace(0, 1, 9)
