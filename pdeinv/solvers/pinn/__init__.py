@@ -1,5 +1,6 @@
 """PINN inversion on deepxde: the solver (:mod:`.solver`) and the continuous residual of
-each problem (:mod:`.residuals`)."""
+each problem (:mod:`.elliptic`, :mod:`.time_dependent`, on :mod:`.base`; looked up through the
+registry in :mod:`.residuals`)."""
 from pdeinv.solvers.pinn.residuals import PINNProblem, pinn_problem, register_pinn_problem
 from pdeinv.solvers.pinn.solver import PINN
 

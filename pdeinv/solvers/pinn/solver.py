@@ -11,8 +11,9 @@ minimising (Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378, 2019)
    + \frac{w_b}{N_b}\sum_k \mathcal{B}[u_\theta](x_k)^2 ,
 
 with :math:`\mathcal{R}` the continuous residual of the problem
-(:mod:`pdeinv.solvers.pinn.residuals`), collocation points :math:`x_i` in the
-domain, the sparse observations :math:`(x_j, y_j)` of ``fwd.observation`` (as a
+(:mod:`pdeinv.solvers.pinn.elliptic`, :mod:`~pdeinv.solvers.pinn.time_dependent`),
+collocation points :math:`x_i` in the domain, the sparse observations
+:math:`(x_j, y_j)` of ``fwd.observation`` (as a
 ``dde.icbc.PointSetBC``), :math:`\sigma_j` the observation noise std of
 ``fwd.noise`` (so a noisier data set is trusted less), :math:`\bar r` the
 typical size of the residual and :math:`\epsilon_r` (``pde_tol``) the relative
@@ -40,7 +41,8 @@ import torch
 from pdeinv._deepxde import deepxde_session, import_deepxde
 from pdeinv._validation import check_finite
 from pdeinv.solvers.base import InverseResult, InverseSolver
-from pdeinv.solvers.pinn.residuals import PINNProblem, grid_points, pinn_problem
+from pdeinv.solvers.pinn.base import PINNProblem, grid_points
+from pdeinv.solvers.pinn.residuals import pinn_problem
 
 log = logging.getLogger(__name__)
 
