@@ -5,16 +5,26 @@ r"""Verification tools offered to users as a library feature.
 .. math:: r(h) = |J(m + h\,\delta m) - J(m) - h\,\nabla J(m)\cdot\delta m| = O(h^2),
 
 so the observed rate :math:`\log(r_{i+1}/r_i)/\log(h_{i+1}/h_i)` tends to 2
-(it stays near 1 if the gradient is wrong).  ``adjoint_test`` checks that a
+(it stays near 1 if the gradient is wrong).  The rate is only evidence when the
+remainders are measured above round-off: for a constant functional, or one whose
+first-order change along ``dm`` is lost in round-off, every remainder is zero or
+noise and no rate can be observed; ``taylor_test`` then returns ``nan``, which
+fails every comparison (``rate > 1.9`` and ``rate < 1.2`` alike).  ``adjoint_test`` checks that a
 linear operator and its adjoint satisfy
 :math:`\langle A x, y\rangle = \langle x, A^* y\rangle`.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable, Optional, Sequence
 
 import torch
+
+log = logging.getLogger(__name__)
+
+#: round-off level of a Taylor remainder, in units of ``eps * |J|`` (``eps`` of ``f``'s dtype)
+ROUNDOFF = 1e3
 
 
 def taylor_test(f: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor, dm: torch.Tensor,
@@ -26,6 +36,13 @@ def taylor_test(f: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor, dm: 
     (or pass ``grad``).  ``h0`` defaults to ``0.1 * |m| / |dm|`` (norm ratio).
     Returns the minimum of the observed rates (≈ 2 for a correct gradient), and
     optionally the list of remainders.  Use float64.
+
+    The test fails -- the rate is ``nan`` and a warning is logged -- when it cannot
+    see the first-order term: when the first-order change ``h * grad . dm`` or any
+    remainder is zero or at the round-off level of ``f``'s values
+    (:data:`ROUNDOFF` ``* eps * |J|``).  That happens for a constant (or, with a
+    correct gradient, a linear) functional, or a step ``h`` so small that the
+    remainders are noise; make ``f`` non-linear along ``dm`` or take a larger ``h0``.
     """
     m = m.detach()
     if grad is None:
@@ -42,14 +59,29 @@ def taylor_test(f: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor, dm: 
     if h0 is None:
         mn, dn = float(m.norm()), float(dm.norm())
         h0 = 0.1 * (mn / dn if mn > 0 and dn > 0 else 1.0)
+    if n < 2:
+        raise ValueError(f"taylor_test needs n >= 2 step sizes to measure a rate; got n={n}")
     hs = [h0 * factor ** i for i in range(n)]
-    res = []
+    J0 = torch.as_tensor(J0)
+    eps = torch.finfo(J0.dtype if J0.is_floating_point() else torch.float64).eps
+    J0 = float(J0)
+    res, floors = [], []
     with torch.no_grad():
         for h in hs:
-            res.append(abs(float(f(m + h * dm)) - float(J0) - h * dJ))
-    rates = [math.log(res[i + 1] / res[i]) / math.log(hs[i + 1] / hs[i]) if res[i] > 0 and res[i + 1] > 0 else float("inf")
-             for i in range(n - 1)]
-    rate = min(rates)
+            Jh = float(f(m + h * dm))
+            res.append(abs(Jh - J0 - h * dJ))
+            # what round-off can make of J(m + h dm) - J(m) - h dJ: a few ulps of the largest term
+            floors.append(ROUNDOFF * eps * max(abs(J0), abs(Jh), abs(h * dJ)))
+    unseen = [i for i in range(n) if not (res[i] > floors[i] and abs(hs[i] * dJ) > floors[i])]
+    if unseen or not all(math.isfinite(r) for r in res):
+        log.warning("taylor_test: the first-order term is not visible above round-off at step(s) %s "
+                    "(remainders %s, first-order terms %s, round-off level %s); no rate can be measured -- "
+                    "use a functional that is non-linear along dm or a larger h0",
+                    [hs[i] for i in unseen], ["%.3g" % r for r in res], ["%.3g" % abs(h * dJ) for h in hs],
+                    ["%.3g" % fl for fl in floors])
+        rate = float("nan")
+    else:
+        rate = min(math.log(res[i + 1] / res[i]) / math.log(hs[i + 1] / hs[i]) for i in range(n - 1))
     return (rate, res) if return_residuals else rate
 
 

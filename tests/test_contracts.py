@@ -26,8 +26,42 @@ def test_task_contract(name):
     w = torch.randn(u[:1].shape, generator=torch.Generator().manual_seed(0), dtype=u.dtype)
     dm = torch.randn(m[:1].shape, generator=torch.Generator().manual_seed(1), dtype=m.dtype)
     dm = dm * 0.05 * float(m.abs().max())
-    rate = taylor_test(lambda x: (w * problem(x)).sum() + (problem(x) ** 2).mean(), m[:1], dm, h0=0.5, n=4)
-    assert rate > 1.8, rate
+    J = _memoised(lambda x: _J(problem, w, x))
+    m1 = m[:1].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(J(m1), m1)
+    h0, n = 0.5, 4
+    rate, res = taylor_test(J, m[:1], dm, h0=h0, n=n, grad=grad, return_residuals=True)
+    assert 1.8 < rate < 2.2, (rate, res)
+    # wrong-gradient control: the check must see a gradient whose directional derivative is off by 5 %.
+    # It does at steps where the correct gradient's remainder (c h^2, c measured above) is below 1/20 of
+    # that error; the measured rate must then be ~1 and the check must fail.
+    dJ = float((grad * dm).sum())
+    eps = 0.05
+    bad = grad + eps * dJ / float(dm.pow(2).sum()) * dm
+    h_last = h0 * 0.5 ** (n - 1)
+    curv = res[-1] / (h_last * abs(dJ))                 # remainder / first-order term at h_last, ~ h
+    h0_bad = min(h0, h_last * (eps / 20) / curv)
+    rate_bad = taylor_test(J, m[:1], dm, h0=h0_bad, n=n, grad=bad)
+    assert abs(rate_bad - 1) < 0.15 and not rate_bad > 1.8, (name, rate_bad, h0_bad)
+
+
+def _J(problem, w, x):
+    u = problem(x)
+    return (w * u).sum() + (u ** 2).mean()
+
+
+def _memoised(f):
+    """Cache f's values by the bytes of its (detached) input: the control reuses the solves it shares."""
+    cache = {}
+
+    def g(x):
+        key = (tuple(x.shape), x.detach().cpu().numpy().tobytes())
+        if x.requires_grad or key not in cache:
+            val = f(x)
+            cache[key] = val.detach()
+            return val
+        return cache[key]
+    return g
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
