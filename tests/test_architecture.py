@@ -86,7 +86,9 @@ KNOWN_CYCLE_EDGES: Dict[Tuple[str, str], str] = {
 #: Module size limit, and the files that may exceed it while someone splits them.
 MAX_LINES = 500
 LONG_MODULES_ALLOWED = {
-    "pdeinv/benchmark/harness.py",   # being split into benchmark/{config,samples,methods,runner,report}
+    # being split into benchmark/{config,samples,methods/,runner,report} by its owner: delete this
+    # entry once harness.py is gone or under the limit
+    "pdeinv/benchmark/harness.py",
 }
 
 
@@ -331,8 +333,10 @@ def test_allow_lists_are_current():
     edges = {(imp.importer, imp.target) for imp in IMPORTS}
     stale = [f"KNOWN_VIOLATIONS {k}" for k in KNOWN_VIOLATIONS if k not in layering_violations()]
     stale += [f"KNOWN_CYCLE_EDGES {k}" for k in KNOWN_CYCLE_EDGES if k not in edges]
+    # a long module already split away (file gone) is not flagged, so the split can land without
+    # touching this file; delete its entry afterwards all the same
     stale += [f"LONG_MODULES_ALLOWED {p!r}" for p in LONG_MODULES_ALLOWED
-              if not (REPO / p).exists() or _n_lines(REPO / p) <= MAX_LINES]
+              if (REPO / p).exists() and _n_lines(REPO / p) <= MAX_LINES]
     assert not stale, "allow-list entries that no longer apply (delete them):\n  " + "\n  ".join(stale)
 
 
