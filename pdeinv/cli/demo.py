@@ -23,7 +23,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-#: Darcy demo settings: TV weight chosen on seeds disjoint from the demo's (see benchmarks/bench_map_darcy.py)
+#: Darcy demo settings = the darcy task's MAP defaults (TV weight chosen on seeds disjoint from the demo's, see
+#: benchmarks/bench_map_darcy.py) with 300 iterations; the demo builds its solver with pdeinv.solvers.build
 DARCY_MAP = dict(prior="tv", weight=10.0, bounds=(3.0, 12.0), max_iter=300)
 
 DEMOS = {
@@ -49,7 +50,7 @@ def run_darcy(args) -> dict:
     from pdeinv import metrics, plot
     from pdeinv.cli.observations import save_observations
     from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
-    from pdeinv.solvers import MAP
+    from pdeinv.solvers import build
     from pdeinv.tasks import TASKS
 
     device = torch.device(args.device)
@@ -57,10 +58,8 @@ def run_darcy(args) -> dict:
     grid, problem = task.make(args.res or 64)
     problem = problem.to(device)
     a_true = task.sample_m(grid, args.n_samples, seed=args.seed).to(device)
-    opts = dict(DARCY_MAP)
-    if args.max_iter:
-        opts["max_iter"] = args.max_iter
-    solver = MAP(verbose=not args.quiet, **opts)
+    solver = build("map", task, grid.shape[0], verbose=not args.quiet,
+                   max_iter=args.max_iter or DARCY_MAP["max_iter"])
     os.makedirs(args.output, exist_ok=True)
     rows, t0 = [], time.perf_counter()
     for i in range(args.n_samples):

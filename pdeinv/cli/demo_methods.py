@@ -22,20 +22,22 @@ def _setting(args, name, default):
 
 def run_mcmc(args) -> dict:
     from pdeinv import metrics, plot
-    from pdeinv.physics import ForwardModel, GaussianNoise, GaussianRandomField, PointObservation
-    from pdeinv.solvers.mcmc import MCMC
-    from pdeinv.tasks import GRF_SOURCE_LAW, TASKS
+    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
+    from pdeinv.solvers import build
+    from pdeinv.tasks import TASKS
 
     task = TASKS["poisson"]
-    grid, problem = task.make(_setting(args, "res", 16))
-    prior = GaussianRandomField(grid, basis="cosine", zero_mean_mode=True, **GRF_SOURCE_LAW)
+    res_ = _setting(args, "res", 16)
+    grid, problem = task.make(res_)
+    prior, _ = task.latent(grid)
     f_true = prior.sample(1, seed=args.seed)
     obs = PointObservation.random(grid, fraction=args.obs, seed=args.seed + 1)
     fwd = ForwardModel(problem, obs, GaussianNoise(relative=args.noise))
     y = fwd(f_true, seed=args.seed + 2)
     n = _setting(args, "max_iter", 8000)
     t0 = time.perf_counter()
-    res = MCMC(prior, n_samples=n, n_chains=4, burn_in=n // 2, verbose=not args.quiet)(y, fwd, seed=args.seed)
+    solver = build("mcmc", task, res_, prior=prior, n_samples=n, n_chains=4, burn_in=n // 2, verbose=not args.quiet)
+    res = solver(y, fwd, seed=args.seed)
     dt = time.perf_counter() - t0
     # exact posterior mean of the linear-Gaussian problem, m* = C A^T (A C A^T + S)^-1 y
     N = grid.shape[0] * grid.shape[1]
@@ -63,19 +65,20 @@ def run_mcmc(args) -> dict:
 def run_pinn(args) -> dict:
     from pdeinv import metrics, plot
     from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
-    from pdeinv.solvers.pinn.solver import PINN
+    from pdeinv.solvers import build
     from pdeinv.tasks import TASKS
 
     task = TASKS["darcy"]
-    grid, problem = task.make(_setting(args, "res", 32))
+    res_ = _setting(args, "res", 32)
+    grid, problem = task.make(res_)
     a_true = task.sample_m(grid, 1, seed=args.seed + 3)
     obs = PointObservation.random(grid, fraction=max(args.obs, 0.05), seed=args.seed + 1)
     fwd = ForwardModel(problem, obs, GaussianNoise(relative=args.noise))
     y = fwd(a_true, seed=args.seed + 2)
     it = _setting(args, "max_iter", 3000)
     t0 = time.perf_counter()
-    res = PINN(field_bounds=(3.0, 12.0), adam_iters=it, lbfgs_iters=it // 2, verbose=not args.quiet,
-               seed=args.seed)(y, fwd, seed=args.seed)
+    res = build("pinn", task, res_, adam_iters=it, lbfgs_iters=it // 2, verbose=not args.quiet,
+                seed=args.seed)(y, fwd, seed=args.seed)
     dt = time.perf_counter() - t0
     os.makedirs(args.output, exist_ok=True)
     plot.compare(true=a_true, recovered=res.m, sensors=obs, path=os.path.join(args.output, "darcy_pinn.png"),

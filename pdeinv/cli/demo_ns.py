@@ -31,7 +31,7 @@ def run_demo(args) -> dict:
     from pdeinv.data.io import save_dataset
     from pdeinv.cli.observations import save_observations
     from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
-    from pdeinv.solvers.map import MAP
+    from pdeinv.solvers import build
     from pdeinv.tasks import get_task
 
     device = torch.device(getattr(args, "device", "cpu"))
@@ -48,7 +48,7 @@ def run_demo(args) -> dict:
     grid, problem = task.make(res)
     problem = problem.to(device)
     w_true = task.sample_m(grid, n_samples, seed=seed).to(device)
-    solver = MAP(verbose=verbose, **{**task.map_options, "max_iter": max_iter})
+    solver = build("map", task, res, verbose=verbose, max_iter=max_iter)
     os.makedirs(out_dir, exist_ok=True)
     rows, t0 = [], time.perf_counter()
     for i in range(n_samples):

@@ -3,10 +3,15 @@
 The observations come from a netCDF file (variables ``points (obs, coord)`` and
 ``y (obs)`` or ``(sample, obs)``; ``pdeinv demo`` writes one) or from a mesh
 file read with meshio (point coordinates + a point-data array).  The method is
-any entry of ``pdeinv.solvers.SOLVERS``; options go through ``--opt KEY=VALUE``
-(values parsed as JSON when possible) and trained models through
-``--checkpoint`` (for solvers with a ``load`` constructor).  MAP uses the task's
-default options (``task.map_options``) unless overridden.
+any entry of ``pdeinv.solvers.SOLVERS``, built for the task by
+:func:`pdeinv.solvers.build` (the same builder the benchmark harness and the demos use, so
+MAP gets the task's prior and bounds, MCMC the task's law, ...); options go through
+``--opt KEY=VALUE`` (values parsed as JSON when possible) and trained models through
+``--model CKPT`` (``surrogate-map``: a forward surrogate; ``amortized``: an inverse
+operator; ``fundps``/``diffusionpde``: a denoiser; ``mcmc-2level``: the screening surrogate).
+
+    pdeinv train fno --data darcy.nc --mode forward -o fno.pt
+    pdeinv invert darcy --obs observations.nc --method surrogate-map --model fno.pt
 """
 from __future__ import annotations
 
@@ -28,7 +33,9 @@ def add_arguments(p) -> None:
     g.add_argument("--noise", type=float, default=None, help="relative noise level of the data (fraction of RMS)")
     g.add_argument("--sigma", type=float, default=None, help="absolute noise standard deviation of the data")
     p.add_argument("--field", default="y", help="point-data array to read from a mesh file (default y)")
-    p.add_argument("--checkpoint", default=None, help="trained model for learned methods")
+    p.add_argument("--model", "--checkpoint", dest="model", default=None, metavar="CKPT",
+                   help="trained model for learned methods (surrogate-map: forward surrogate; amortized: inverse "
+                        "operator; fundps/diffusionpde: denoiser; mcmc-2level: screening surrogate)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="solver option (repeatable), e.g. --opt weight=1.0 --opt max_iter=100")
     p.add_argument("-o", "--output", default="pdeinv_invert.nc", help="result netCDF (a PNG is written beside it)")
@@ -47,20 +54,6 @@ def parse_options(items):
     if isinstance(opts.get("bounds"), list):
         opts["bounds"] = tuple(opts["bounds"])
     return opts
-
-
-def build_solver(method: str, task, checkpoint=None, options=None, device="cpu"):
-    from pdeinv.solvers import SOLVERS
-    if method not in SOLVERS:
-        raise ValueError(f"unknown method {method!r}; available: {sorted(SOLVERS)}")
-    cls = SOLVERS[method]
-    opts = dict(task.map_options) if method == "map" else {}
-    opts.update(options or {})
-    if checkpoint is not None:
-        if not hasattr(cls, "load"):
-            raise ValueError(f"method {method!r} takes no checkpoint")
-        return cls.load(checkpoint, map_location=device, **opts)
-    return cls(**opts)
 
 
 def main(args) -> int:
@@ -93,7 +86,8 @@ def main(args) -> int:
     elif "noise_sigma" in attrs:
         noise = GaussianNoise(sigma=float(attrs["noise_sigma"]))
     fwd = ForwardModel(problem.to(device), obs.to(device), noise)
-    solver = build_solver(args.method, task, args.checkpoint, parse_options(args.opt), device)
+    from pdeinv.solvers import build
+    solver = build(args.method, task, res, model=args.model, device=device, **parse_options(args.opt))
     if hasattr(solver, "verbose"):
         solver.verbose = not args.quiet
     result = solver(y.to(device), fwd, seed=args.seed)

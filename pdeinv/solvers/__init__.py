@@ -1,7 +1,9 @@
 """Inverse solvers, all called as ``solver(y, fwd, *, seed=None) -> InverseResult``.
 
-``SOLVERS`` maps a method name to its class; the CLI, the benchmark harness
-and the contract tests read it.
+``SOLVERS`` (:mod:`pdeinv.solvers.registry`) maps a method name to its class; the contract
+tests read it.  :func:`build` (:mod:`pdeinv.solvers.factory`) is the one way to build a method
+for a task, with its trained model where it needs one: the CLI, the benchmark harness and the
+demos call it.
 """
 from pdeinv.solvers.base import InverseResult, InverseSolver
 from pdeinv.solvers.map import MAP
@@ -10,16 +12,8 @@ from pdeinv.solvers.amortized import Amortized
 from pdeinv.solvers.diffusion import DiffusionPDE, FunDPS
 from pdeinv.solvers.pinn import PINN
 from pdeinv.solvers.mcmc import MCMC, TwoLevelMCMC
+from pdeinv.solvers.registry import SOLVERS
+from pdeinv.solvers.factory import BUILDERS, NEEDS_MODEL, build
 
-SOLVERS = {
-    "map": MAP,
-    "surrogate-map": SurrogateMAP,
-    "amortized": Amortized,
-    "fundps": FunDPS,
-    "diffusionpde": DiffusionPDE,
-    "pinn": PINN,
-    "mcmc": MCMC,
-    "mcmc-2level": TwoLevelMCMC,
-}
-
-__all__ = ["InverseResult", "InverseSolver", "MAP", "Amortized", "SOLVERS"]
+__all__ = ["InverseResult", "InverseSolver", "MAP", "SurrogateMAP", "Amortized", "FunDPS", "DiffusionPDE", "PINN",
+           "MCMC", "TwoLevelMCMC", "SOLVERS", "build", "BUILDERS", "NEEDS_MODEL"]

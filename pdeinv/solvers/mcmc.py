@@ -328,14 +328,17 @@ class MCMC(InverseSolver):
                              f"is on {tuple(grid.shape)}")
         if not (hasattr(prior, "color") and hasattr(prior, "coeff_shape")):
             raise TypeError(f"MCMC needs a GaussianRandomField prior; got {type(prior).__name__}")
-        if self.surrogate_fwd is not None and hasattr(self.surrogate_fwd, "check_observations"):
-            self.surrogate_fwd.check_observations(y)
+        sfwd = self.surrogate_fwd
+        if sfwd is not None and hasattr(sfwd, "bind"):    # a bare surrogate: completed with fwd's observation/noise
+            sfwd = sfwd.bind(fwd)
+        if sfwd is not None and hasattr(sfwd, "check_observations"):
+            sfwd.check_observations(y)
         seeds = _chain_seeds(seed, self.n_chains)
         args = (self.step, self.burn_in, self.n_samples, self.thin, self.adapt, self.target, self.transform)
         t0 = time.perf_counter()
         if self.parallel == "dask":
             import dask
-            tasks = [dask.delayed(_run_chains, pure=False)(prior, fwd, self.surrogate_fwd, y, [s], *args,
+            tasks = [dask.delayed(_run_chains, pure=False)(prior, fwd, sfwd, y, [s], *args,
                                                            verbose=False)
                      for s in seeds]
             if self.client is not None:
@@ -344,8 +347,8 @@ class MCMC(InverseSolver):
                 parts = list(dask.compute(*tasks, scheduler="threads"))
             out = _merge(parts)
         else:
-            desc = "two-level MCMC" if self.surrogate_fwd is not None else "pCN"
-            out = _run_chains(prior, fwd, self.surrogate_fwd, y, seeds, *args, verbose=self.verbose,
+            desc = "two-level MCMC" if sfwd is not None else "pCN"
+            out = _run_chains(prior, fwd, sfwd, y, seeds, *args, verbose=self.verbose,
                               desc=desc)
         wall = time.perf_counter() - t0
         smp = out["samples"]                                          # (S, K, B, C, *grid)

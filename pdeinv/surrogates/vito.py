@@ -105,8 +105,11 @@ class ViTO(Surrogate):
         return self.net(z)
 
     def inputs_from_observations(self, y: torch.Tensor, fwd=None) -> torch.Tensor:
-        """Observations -> network input: a ``(B, C, P)`` vector of values on a coarse square grid
-        is reshaped to ``(B, C, sqrt(P), sqrt(P))``; fields pass through."""
+        """Observations -> network input: a ``(B, C, P)`` (or single-channel ``(B, P)``) vector of values
+        on a coarse square grid, in the grid's node order (first axis slowest), is reshaped to
+        ``(B, C, sqrt(P), sqrt(P))``; fields pass through."""
+        if y.dim() == 2:
+            y = y[:, None]
         if y.dim() == 3:
             r = int(round(math.sqrt(y.shape[-1])))
             if r * r != y.shape[-1]:

@@ -7,7 +7,11 @@ A :class:`Task` ties together what the CLI (``generate``, ``invert``, ``demo``,
 * ``problem(grid)`` -- the forward problem ``problem(m) -> u``;
 * ``sample_m(grid, n, seed)`` -- draws of the unknown from the task's law
   (BENCHMARKS.md), ``(n, 1, *grid.shape)`` float64;
-* ``attrs`` -- PDE parameters and the law, written into dataset attrs.
+* ``attrs`` -- PDE parameters and the law, written into dataset attrs;
+* ``map_options`` -- the classical MAP defaults (prior, weight, bounds);
+* ``latent(grid)`` -- ``(GaussianRandomField, transform)``: the Gaussian field behind the law
+  and the map from it to ``m`` (``None`` = identity), so that ``m = transform(mu)``,
+  ``mu ~ GRF`` is exactly the law; what pCN samples (``None`` when the law is not of that form).
 
 ``TASKS`` is the registry (name -> Task); other modules register theirs with
 :func:`register_task`.
@@ -15,7 +19,7 @@ A :class:`Task` ties together what the CLI (``generate``, ``invert``, ``demo``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -32,6 +36,7 @@ class Task:
     default_res: int = 64
     map_options: Dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    latent: Optional[Callable[[Any], Tuple[Any, Optional[Callable]]]] = None
 
     def make(self, res: Optional[int] = None, **problem_kwargs):
         """``(grid, problem)`` at resolution ``res`` (default ``default_res``)."""

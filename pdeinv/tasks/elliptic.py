@@ -18,12 +18,24 @@ DARCY_LAW = dict(alpha=2.0, tau=3.0, sigma=1.0, basis="cosine", zero_mean_mode=T
 GRF_SOURCE_LAW = dict(alpha=2.0, tau=3.0, sigma=1.0)
 
 
-def sample_darcy_coefficient(grid, n: int, seed: int = 0) -> torch.Tensor:
-    """a = 12 where mu >= 0 else 3, mu ~ N(0, (-Δ + 9I)^-2) (Neumann/cosine basis, as in the FNO data)."""
+def darcy_latent(grid):
+    """The Darcy law as ``threshold(mu)``, ``mu ~ N(0, (-Δ + 9I)^-2)`` (cosine basis, zero-mean mode dropped)."""
     law = DARCY_LAW
     prior = GaussianRandomField(grid, alpha=law["alpha"], tau=law["tau"], sigma=law["sigma"], basis=law["basis"],
                                 zero_mean_mode=law["zero_mean_mode"])
-    return threshold(prior.sample(n, seed=seed), low=law["low"], high=law["high"])
+    return prior, lambda mu: threshold(mu, low=law["low"], high=law["high"])
+
+
+def sample_darcy_coefficient(grid, n: int, seed: int = 0) -> torch.Tensor:
+    """a = 12 where mu >= 0 else 3, mu ~ N(0, (-Δ + 9I)^-2) (Neumann/cosine basis, as in the FNO data)."""
+    prior, transform = darcy_latent(grid)
+    return transform(prior.sample(n, seed=seed))
+
+
+def _grf_latent(basis: str):
+    def latent(grid):
+        return GaussianRandomField(grid, basis=basis, zero_mean_mode=(basis == "cosine"), **GRF_SOURCE_LAW), None
+    return latent
 
 
 def _sample_grf(basis: str):
@@ -39,14 +51,14 @@ register_task(Task(
     attrs={"equation": "-div(a grad u) = f, u = g on boundary", "f": 1.0, "g": 0.0,
            "law": "a = 12 where mu >= 0 else 3; mu ~ N(0, (-Lap + 9 I)^-2), cosine basis, zero-mean mode dropped"},
     map_options=dict(prior="tv", weight=10.0, bounds=(3.0, 12.0)),  # weight: benchmarks/bench_map_darcy.py --sweep
-    description="Darcy flow, binary permeability {3, 12}",
+    description="Darcy flow, binary permeability {3, 12}", latent=darcy_latent,
 ))
 register_task(Task(
     name="poisson", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Poisson(g, g=0.0, **kw),
     sample_m=_sample_grf("cosine"), m_name="f", u_name="u",
     attrs={"equation": "Lap u = f, u = 0 on boundary", "law": "f ~ N(0, (-Lap + 9 I)^-2), cosine basis, zero-mean mode dropped"},
     map_options=dict(prior=LawPrior(Grid2D, basis="cosine", zero_mean_mode=True, **GRF_SOURCE_LAW)),
-    description="Poisson equation, GRF source",
+    description="Poisson equation, GRF source", latent=_grf_latent("cosine"),
 ))
 register_task(Task(
     name="helmholtz", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Helmholtz(g, k=1.0, g=0.0, **kw),
@@ -54,5 +66,5 @@ register_task(Task(
     attrs={"equation": "Lap u + k^2 u = f, k = 1, u = 0 on boundary",
            "law": "f ~ N(0, (-Lap + 9 I)^-2), sine basis (zero on the boundary)", "k": 1.0},
     map_options=dict(prior=LawPrior(Grid2D, basis="sine", **GRF_SOURCE_LAW)),
-    description="Helmholtz equation (k = 1), GRF source vanishing on the boundary",
+    description="Helmholtz equation (k = 1), GRF source vanishing on the boundary", latent=_grf_latent("sine"),
 ))

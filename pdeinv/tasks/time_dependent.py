@@ -65,6 +65,12 @@ def sample_wave_speed(grid, n: int, seed: int = 0) -> torch.Tensor:
     return torch.exp(mu).clamp(*WAVE_BOUNDS)
 
 
+def _latent(law, transform=None):
+    def latent(grid):
+        return GaussianRandomField(grid, **law), transform
+    return latent
+
+
 def wave_problem(grid: Grid2D, record_times=WAVE_TIMES, f0: float = 5.0, **kw) -> Wave2D:
     """The ``wave`` task's problem: one Ricker shot (peak frequency ``f0``) at the centre, u0 = v0 = 0;
     dt from the CFL limit of the largest admissible speed (3), so that it does not change during MAP."""
@@ -88,7 +94,7 @@ register_task(Task(
     sample_m=_sample_ns, m_name="w0", u_name="w",
     attrs={**NS_ATTRS, "T": 1.0},
     map_options=dict(prior=LawPrior(periodic_grid, **NS_LAW), max_iter=200),
-    description="2-D Navier-Stokes (vorticity), w0 -> w(T=1) (BENCHMARKS.md ns)",
+    description="2-D Navier-Stokes (vorticity), w0 -> w(T=1) (BENCHMARKS.md ns)", latent=_latent(NS_LAW),
 ))
 register_task(Task(
     name="ns_long", grid=periodic_grid,
@@ -97,7 +103,7 @@ register_task(Task(
     sample_m=_sample_ns, m_name="w0", u_name="w",
     attrs={**NS_ATTRS, "record_times": NS_LONG_TIMES},
     map_options=dict(prior=LawPrior(periodic_grid, **NS_LAW), max_iter=200),
-    description="2-D Navier-Stokes trajectory, frames at t = 1..20 (rollout surrogates)",
+    description="2-D Navier-Stokes trajectory, frames at t = 1..20 (rollout surrogates)", latent=_latent(NS_LAW),
 ))
 register_task(Task(
     name="burgers", grid=lambda res: Grid1D(res), default_res=256,
@@ -107,7 +113,7 @@ register_task(Task(
            "law": "u0 ~ N(0, 625 (-Lap + 25 I)^-2), i.e. sigma = 25 in the FNO GRF1 convention",
            "scheme": "pseudo-spectral, 2/3 de-aliasing, Crank-Nicolson viscosity + Heun flux, dt from Courant 0.5"},
     map_options=dict(prior=LawPrior(lambda n: Grid1D(n), **BURGERS_LAW), max_iter=200),
-    description="1-D viscous Burgers, u0 -> u on the space-time grid (t = 1/32 .. 1)",
+    description="1-D viscous Burgers, u0 -> u on the space-time grid (t = 1/32 .. 1)", latent=_latent(BURGERS_LAW),
 ))
 register_task(Task(
     name="wave", grid=lambda res: Grid2D(res), default_res=64,
@@ -120,4 +126,5 @@ register_task(Task(
     map_options=dict(prior=LawPrior(lambda n: Grid2D(n), transform="log", **WAVE_LAW), bounds=WAVE_BOUNDS, m0=1.0,
                      max_iter=100),
     description="2-D acoustic wave, speed c(x) from the wave field (receiver traces)",
+    latent=_latent(WAVE_LAW, lambda mu: torch.exp(mu).clamp(*WAVE_BOUNDS)),
 ))

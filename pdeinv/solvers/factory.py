@@ -1,0 +1,231 @@
+r"""One way to build a method for a task: :func:`build`.
+
+``build(name, task, res, model=..., **options) -> InverseSolver`` returns a solver of
+``pdeinv.solvers.SOLVERS[name]`` configured with the task's defaults:
+
+==================  ===========================================================================
+method              what the task and the model give it
+==================  ===========================================================================
+``map``             ``task.map_options`` (classical prior, weight, bounds)
+``surrogate-map``   a trained *forward* surrogate ``m -> u`` (``model``) + ``task.map_options``
+``amortized``       a trained *inverse* operator ``y -> m`` (``model``)
+``fundps``,         a trained EDM denoiser of the joint field (``model``); the task's bounds as
+``diffusionpde``    ``clip``; ``problem.slice_residual`` as the PDE term where the problem has one
+``pinn``            the task's bounds as ``field_bounds``
+``mcmc``            the Gaussian field behind the task's law and its transform (``task.latent``)
+``mcmc-2level``     the same, plus a trained forward surrogate (``model``) as the screen
+==================  ===========================================================================
+
+Options given by the caller override the defaults.  The command line (``pdeinv invert
+--method NAME --model CKPT --opt KEY=VALUE``), the benchmark harness and the demos all
+build their solvers here, so a method is the same object whichever door it is used through.
+
+A method registered in ``SOLVERS`` without an entry in :data:`BUILDERS` is built as
+``SOLVERS[name](**options)`` (plus ``load(model)`` when a model is given).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: method names that need a trained model, and what kind
+NEEDS_MODEL = {
+    "surrogate-map": "a trained forward surrogate m -> u (e.g. `pdeinv train fno --mode forward`)",
+    "amortized": "a trained inverse operator (e.g. `pdeinv train vito`, `pdeinv train fno --mode inverse --sparse F`, "
+                 "`pdeinv train nio`)",
+    "fundps": "a trained joint-field denoiser (`pdeinv train diffusion --arch uno`)",
+    "diffusionpde": "a trained joint-field denoiser (`pdeinv train diffusion --arch unet`)",
+    "mcmc-2level": "a trained forward surrogate m -> u for the screening level",
+}
+
+#: names users try that are networks, not methods
+_NETWORK_NAMES = {"fno", "deeponet", "vito", "nio", "lepde", "unet", "diffusion", "sparse"}
+
+
+def _resolve_task(task):
+    if task is None or not isinstance(task, str):
+        return task
+    from pdeinv.tasks import get_task
+    return get_task(task)
+
+
+def load_model(model, device=None):
+    """A trained network from a checkpoint path (any registered class) or as given."""
+    if model is None or isinstance(model, torch.nn.Module):
+        return model if model is None or device is None else model.to(device)
+    from pdeinv.nn.base import load
+    return load(model, map_location=device)
+
+
+def _map_defaults(task) -> Dict[str, Any]:
+    return dict(task.map_options) if task is not None else {}
+
+
+def _grid_shape(task, res):
+    if task is None:
+        return None
+    return tuple(task.grid(res or task.default_res).shape)
+
+
+def check_model_grid(model, task, res) -> Optional[str]:
+    """Compare the grid a model was trained on (its config) with the task's grid at ``res``.
+
+    Returns a note when they differ for a resolution-free operator (FNO-type: it runs, the
+    note is logged and recorded); raises ``ValueError`` when a fixed-grid network cannot run."""
+    shape = _grid_shape(task, res)
+    cfg = getattr(model, "config", None)
+    if shape is None or not isinstance(cfg, dict):
+        return None
+    trained = cfg.get("grid_shape") or cfg.get("train_grid")
+    if trained is None:
+        return None
+    trained = tuple(int(s) for s in trained)
+    if trained == shape:
+        return None
+    kind = cfg.get("operator", type(model).__name__.lower())
+    if kind == "fno" or type(model).__name__ == "FNO":
+        note = f"{type(model).__name__} was trained on a {trained} grid and runs here on {shape} (resolution-free)"
+        log.warning(note)
+        return note
+    raise ValueError(f"the model {type(model).__name__} was trained on a {trained} grid; the task's grid at "
+                     f"res={res} is {shape}. Give --res {trained[0]} or a model trained at this resolution")
+
+
+# ----------------------------------------------------------------------------- per-method builders
+def _build_map(task, res, mode, model, options):
+    from pdeinv.solvers.map import MAP
+    return MAP(**{**_map_defaults(task), **options})
+
+
+def _build_surrogate_map(task, res, mode, model, options):
+    from pdeinv.solvers.surrogate_map import SurrogateMAP
+    d = {k: v for k, v in _map_defaults(task).items() if k in ("prior", "weight", "bounds", "positive", "max_iter")}
+    return SurrogateMAP(model, **{**d, **options})
+
+
+def _build_amortized(task, res, mode, model, options):
+    from pdeinv.solvers.amortized import Amortized
+    return Amortized(model, **options)
+
+
+def _diffusion_builder(name: str):
+    def builder(task, res, mode, model, options):
+        from pdeinv.solvers.registry import SOLVERS
+        d: Dict[str, Any] = {"mode": mode}
+        if task is not None:
+            if "bounds" in task.map_options:
+                d["clip"] = tuple(task.map_options["bounds"])
+            problem = task.make(res)[1]
+            if hasattr(problem, "slice_residual"):
+                d["residual"] = problem.slice_residual
+        return SOLVERS[name](model, **{**d, **options})
+    return builder
+
+
+def _build_pinn(task, res, mode, model, options):
+    from pdeinv.solvers.pinn import PINN
+    d = {}
+    if task is not None and "bounds" in task.map_options:
+        d["field_bounds"] = tuple(task.map_options["bounds"])
+    return PINN(**{**d, **options})
+
+
+def _mcmc_builder(two_level: bool):
+    def builder(task, res, mode, model, options):
+        from pdeinv.solvers.mcmc import MCMC, TwoLevelMCMC
+        d: Dict[str, Any] = {}
+        if "prior" not in options:
+            if task is None or task.latent is None:
+                raise ValueError("MCMC needs a Gaussian prior: give prior=GaussianRandomField(...), or a task whose law "
+                                 f"is a transformed Gaussian field (task {getattr(task, 'name', None)!r} has none)")
+            prior, transform = task.latent(task.grid(res or task.default_res))
+            d["prior"] = prior
+            if transform is not None:
+                d["transform"] = transform
+        if two_level:
+            from pdeinv.surrogates.forward import SurrogateForward
+            screen = options.pop("surrogate_fwd", None)
+            if screen is None:
+                screen = _LazySurrogateForward(SurrogateForward, model)
+            return TwoLevelMCMC(surrogate_fwd=screen, **{**d, **options})
+        return MCMC(**{**d, **options})
+    return builder
+
+
+class _LazySurrogateForward:
+    """A surrogate forward model completed with the observation and noise of the true ``fwd`` at solve time."""
+
+    def __init__(self, cls, surrogate):
+        self.cls, self.surrogate = cls, surrogate
+
+    def bind(self, fwd):
+        return self.cls(self.surrogate, fwd.observation, fwd.noise, grid=fwd.grid)
+
+
+BUILDERS: Dict[str, Callable] = {
+    "map": _build_map,
+    "surrogate-map": _build_surrogate_map,
+    "amortized": _build_amortized,
+    "fundps": _diffusion_builder("fundps"),
+    "diffusionpde": _diffusion_builder("diffusionpde"),
+    "pinn": _build_pinn,
+    "mcmc": _mcmc_builder(False),
+    "mcmc-2level": _mcmc_builder(True),
+}
+
+
+def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inverse", model=None, device=None,
+          **options):
+    """The solver ``name`` configured for ``task`` at resolution ``res``.
+
+    Parameters
+    ----------
+    name : a key of ``pdeinv.solvers.SOLVERS`` (``map``, ``surrogate-map``, ``amortized``, ...).
+    task : a :class:`pdeinv.tasks.Task` or its name; ``None`` builds with the solver's own defaults.
+    res : grid resolution the solver will see (default: the task's ``default_res``).
+    mode : ``"inverse"`` (observe ``u``, recover ``m``) or ``"forward"`` (observe ``m``; joint samplers
+        then also return ``u``).
+    model : a trained network (checkpoint path or module) for the methods in :data:`NEEDS_MODEL`.
+    device : where a loaded model goes.
+    options : keyword arguments of the solver's constructor; they override the task defaults.
+
+    Raises ``ValueError`` for an unknown method (naming the registered ones, and the right method
+    when ``name`` is a network such as ``fno``), a missing or wrong ``model``, or a model trained
+    on another grid that cannot run on this one.
+    """
+    from pdeinv.solvers.registry import SOLVERS
+    if mode not in ("inverse", "forward"):
+        raise ValueError(f"mode must be 'inverse' or 'forward'; got {mode!r}")
+    if name not in SOLVERS:
+        hint = ""
+        if name in _NETWORK_NAMES:
+            hint = (f" ({name!r} is a network, not a method: use --method surrogate-map --model CKPT for a "
+                    f"forward surrogate, or --method amortized --model CKPT for an inverse operator)")
+        raise ValueError(f"unknown method {name!r}{hint}; available: {sorted(SOLVERS)}")
+    task = _resolve_task(task)
+    if name in NEEDS_MODEL and model is None and not (name == "mcmc-2level" and "surrogate_fwd" in options):
+        raise ValueError(f"method {name!r} needs --model: {NEEDS_MODEL[name]}")
+    if model is not None and name not in NEEDS_MODEL:
+        raise ValueError(f"method {name!r} takes no trained model; methods that do: {sorted(NEEDS_MODEL)}")
+    model = load_model(model, device)
+    note = check_model_grid(model, task, res) if model is not None else None
+    builder = BUILDERS.get(name)
+    options = dict(options)
+    if builder is None:
+        cls = SOLVERS[name]
+        solver = cls(model, **options) if model is not None else cls(**options)
+    else:
+        try:
+            solver = builder(task, res, mode, model, options)
+        except TypeError as err:     # a wrong option name: say which are valid
+            import inspect
+            cls = SOLVERS[name]
+            params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+            raise ValueError(f"bad option for method {name!r}: {err}; its options are {params}") from None
+    if note is not None:
+        solver.build_note = note
+    return solver
