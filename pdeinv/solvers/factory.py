@@ -71,28 +71,17 @@ def _grid_shape(task, res):
     return tuple(task.grid(res or task.default_res).shape)
 
 
-def check_model_grid(model, task, res) -> Optional[str]:
-    """Compare the grid a model was trained on (its config) with the task's grid at ``res``.
-
-    Returns a note when they differ for a resolution-free operator (FNO-type: it runs, the
-    note is logged and recorded); raises ``ValueError`` when a fixed-grid network cannot run."""
+def check_model_grid(model, task, res) -> None:
+    """Refuse a network whose config records a training grid (``grid_shape``) other than the task's grid
+    at ``res``: such networks (the sparse baselines, DeepONet) are tied to the grid they were trained on."""
     shape = _grid_shape(task, res)
     cfg = getattr(model, "config", None)
-    if shape is None or not isinstance(cfg, dict):
-        return None
-    trained = cfg.get("grid_shape") or cfg.get("train_grid")
-    if trained is None:
-        return None
-    trained = tuple(int(s) for s in trained)
-    if trained == shape:
-        return None
-    kind = cfg.get("operator", type(model).__name__.lower())
-    if kind == "fno" or type(model).__name__ == "FNO":
-        note = f"{type(model).__name__} was trained on a {trained} grid and runs here on {shape} (resolution-free)"
-        log.warning(note)
-        return note
-    raise ValueError(f"the model {type(model).__name__} was trained on a {trained} grid; the task's grid at "
-                     f"res={res} is {shape}. Give --res {trained[0]} or a model trained at this resolution")
+    if shape is None or not isinstance(cfg, dict) or cfg.get("grid_shape") is None:
+        return
+    trained = tuple(int(s) for s in cfg["grid_shape"])
+    if trained != shape:
+        raise ValueError(f"the model {type(model).__name__} was trained on a {trained} grid; the task's grid at "
+                         f"res={res} is {shape}. Give --res {trained[0]} or a model trained at this resolution")
 
 
 # ----------------------------------------------------------------------------- per-method builders
@@ -212,7 +201,8 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
     if model is not None and name not in NEEDS_MODEL:
         raise ValueError(f"method {name!r} takes no trained model; methods that do: {sorted(NEEDS_MODEL)}")
     model = load_model(model, device)
-    note = check_model_grid(model, task, res) if model is not None else None
+    if model is not None:
+        check_model_grid(model, task, res)
     builder = BUILDERS.get(name)
     options = dict(options)
     if builder is None:
@@ -226,6 +216,4 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
             cls = SOLVERS[name]
             params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
             raise ValueError(f"bad option for method {name!r}: {err}; its options are {params}") from None
-    if note is not None:
-        solver.build_note = note
     return solver
