@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pdeinv.benchmark.harness import _atomic_write_text, git_commit, machine_info  # noqa: F401  (one implementation, in the package)
+from pdeinv.benchmark import atomic_write_text, git_commit, machine_info  # noqa: F401  (one implementation, in the package)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-_atomic_write = _atomic_write_text
+_atomic_write = atomic_write_text
 
 
 def write_results(name: str, records, markdown: str, meta: dict | None = None, device: str = "cpu") -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pdeinv.benchmark.harness import write_readme  # noqa: E402
+from pdeinv.benchmark import write_readme  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdeinv.benchmark import harness as bench
-from pdeinv.benchmark.harness import BenchConfig, run_benchmark
+import pdeinv.benchmark as bench
+from pdeinv.benchmark import BenchConfig, run_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +147,7 @@ def test_nio_adapter_is_the_amortised_solver_on_eit(tmp_path):
         next((tmp_path / "cache" / "models").glob("eit-12-inverse-sparse-nio-*.pt"))
     m, u = bench.load_split(cfg, "test", 2)
     s = bench.make_sample(cfg, 1, m[1:2], u[1:2])
-    grid, problem = bench._task("eit").make(12)
+    grid, problem = bench.get_task("eit").make(12)
     r = Amortized(load(ckpt))(s.y, ForwardModel(problem, s.observation))
     from pdeinv.metrics import relative_l2
     assert float(relative_l2(r.m, m[1:2])[0]) == pytest.approx(rec["errors"][1], rel=1e-5)

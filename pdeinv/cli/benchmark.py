@@ -1,7 +1,7 @@
 """``pdeinv benchmark --task T --mode M --methods A,B --suite quick``: methods side by side.
 
-Builds one :class:`~pdeinv.benchmark.harness.BenchConfig` per task and mode from the
-arguments and runs :func:`~pdeinv.benchmark.harness.run_benchmark` on each.
+Builds one :class:`~pdeinv.benchmark.BenchConfig` per task and mode from the
+arguments and runs :func:`~pdeinv.benchmark.run_benchmark` on each.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import List
 
 import torch
 
-from pdeinv.benchmark.harness import (METHODS, SUITES, BenchConfig, _fmt_pm, default_cache_dir, run_benchmark)
+from pdeinv.benchmark import METHODS, SUITES, BenchConfig, default_cache_dir, fmt_pm, run_benchmark
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,6 @@ def main(args) -> int:
         for r in payload["records"]:
             extra = (f", pixel error {100 * r['error_rate_mean']:.2f} %" if r.get("error_rate_mean") is not None else "")
             log.info("%s %s: rel. L2 %s %%%s, %.3g s/sample", cfg.name, r["method"],
-                     _fmt_pm(r["error_mean"], r["error_std"]), extra, r["time_per_sample_s"] or float("nan"))
+                     fmt_pm(r["error_mean"], r["error_std"]), extra, r["time_per_sample_s"] or float("nan"))
     log.info("benchmark finished in %.1f s; results in %s", time.perf_counter() - t0, args.out)
     return 0
