@@ -31,9 +31,10 @@ class MCMCMethod(Method):
     def available(self, cfg):
         if is_boundary_task(cfg.task):
             return f"MCMC adapter has no prior/residual for task {cfg.task!r} (boundary data); use map or nio"
-        if get_task(cfg.task).latent is None:
-            return (f"task {cfg.task!r} has no Gaussian latent field (task.latent) for pCN; the MCMC adapter runs "
-                    f"on tasks whose law is a transformed Gaussian field (darcy, poisson, helmholtz)")
+        # ns, burgers and wave have a task.latent too, but a pCN chain of simulator runs per sample there is
+        # not budgeted in the suites: the adapter stays on the elliptic tasks (as before build supplied the prior)
+        if cfg.task not in ("darcy", "poisson", "helmholtz"):
+            return f"the MCMC adapter has priors for darcy, poisson and helmholtz only, not {cfg.task!r}"
         return module_missing("pdeinv.solvers.mcmc")
 
     def settings(self, cfg):
