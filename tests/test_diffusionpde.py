@@ -1,40 +1,73 @@
 """DiffusionPDE (joint (m, u) prior, white noise, DPS guidance, PDE loss in the last 20 % of steps).
 
-Driven by the exact joint denoiser of a Gaussian (GRF) Poisson problem, DPS guidance is an
-approximation whose gap to the analytic posterior is measured and bounded here (bounds written in
-docs/diffusion.md): 200 samples, 50 Heun steps, 10 noisy points on a 12x12 grid.
+Driven by the exact joint denoiser of a Gaussian (GRF) Poisson problem, so the analytic posterior is known:
+
+* where DPS's scalar Tweedie tempering is exact (one observation on the joint prior; or a white prior, i.e. a
+  prior covariance proportional to the white diffusion noise's), the samples converge to the analytic posterior:
+  the error shrinks from a small to a large budget (steps and samples), and at the large budget the mean and the
+  spread pass statistical tests whose acceptance regions come from the sample size (chi-square laws);
+* with many observations of a correlated prior, DPS is an approximation whose gap does not vanish with the budget
+  (docs/diffusion.md); there the posterior mean and spread must beat the data-blind prior by a margin.
 """
 import pytest
 import torch
 
-from _diffusion_problems import errors, setup
+from _diffusion_problems import (LARGE, SMALL, assert_beats_the_prior, assert_converges, proportional_setup,
+                                 sample_statistics, setup)
 from pdeinv.priors.diffusion import AnalyticGaussianDenoiser, WhiteNoise
 from pdeinv.solvers import SOLVERS, DiffusionPDE
-
-
 
 @pytest.fixture(scope="module")
 def prob():
     return setup()
 
 
-# measured (seed 0): inverse err 0.27 / var ratio 1.19; forward err 0.13 / ratio 0.87
-BOUNDS = {"inverse": (0.35, 0.7, 1.45), "forward": (0.2, 0.6, 1.3)}
+@pytest.mark.parametrize("mode", ["inverse", "forward"])
+def test_one_observation_converges_to_the_analytic_posterior(mode):
+    """One noisy point of u (inverse: posterior of f) or of f (forward: posterior of u = P f), physics='none':
+    the scalar tempering is exact for a single observation, so DPS samples the analytic posterior."""
+    p = setup(n_obs=1)
+    y = p["y_inv"] if mode == "inverse" else p["y_fwd"]
+    post = p["post_inv"] if mode == "inverse" else p["post_fwd"]
+    out = {}
+    for name, budget in (("small", SMALL), ("large", LARGE)):
+        prior = AnalyticGaussianDenoiser(p["moments"], noise=WhiteNoise(), channels=2)
+        res = DiffusionPDE(prior, mode=mode, physics="none", batch_size=400, **budget)(y, p["fwd"], seed=0)
+        S = budget["n_samples"]
+        smp = res.samples if mode == "inverse" else res.u_samples
+        out[name] = sample_statistics(smp.reshape(S, -1), post)
+    assert_converges(out["small"], out["large"], post)
+
+
+def test_white_prior_many_observations_converges():
+    """m ~ N(0, a^2 I) (proportional to the white diffusion noise), independent of u; 10 noisy points of m
+    (forward mode): exact tempering, so m converges to its analytic posterior and u keeps its prior law."""
+    p = proportional_setup(WhiteNoise())
+    out = {}
+    for name, budget in (("small", SMALL), ("large", LARGE)):
+        prior = AnalyticGaussianDenoiser(p["moments"], noise=WhiteNoise(), channels=2)
+        res = DiffusionPDE(prior, mode="forward", physics="none", batch_size=400, **budget)(p["y"], p["fwd"], seed=0)
+        S = budget["n_samples"]
+        out[name] = sample_statistics(res.samples.reshape(S, -1), p["post"])
+        if name == "large":
+            u = sample_statistics(res.u_samples.reshape(S, -1), p["prior_u"])
+            assert u["T"] < u["T_max"] and u["ratio_interval"][0] < u["ratio"] < u["ratio_interval"][1], u
+    assert_converges(out["small"], out["large"], p["post"])
 
 
 @pytest.mark.parametrize("mode", ["inverse", "forward"])
-def test_dps_guided_posterior_within_documented_bounds(prob, mode):
+def test_many_observations_beat_the_prior(prob, mode):
+    """10 noisy points on the 12x12 joint prior, PDE residual guidance: the DPS gap regime (no exactness)."""
     S = 200
     prior = AnalyticGaussianDenoiser(prob["moments"], noise=WhiteNoise(), channels=2)
     solver = DiffusionPDE(prior, mode=mode, physics="residual", n_samples=S, num_steps=50, batch_size=S)
     y = prob["y_inv"] if mode == "inverse" else prob["y_fwd"]
     res = solver(y, prob["fwd"], seed=0)
     post = prob["post_inv"] if mode == "inverse" else prob["post_fwd"]
-    err, ratio = errors(res, post, mode, S)
-    emax, lo, hi = BOUNDS[mode]
-    assert err < emax, err
-    assert lo < ratio < hi, ratio
-    # far better than the prior mean (0), whose relative error is 1
+    N = 144
+    C = prob["moments"][1]
+    prior_cov = C[:N, :N] if mode == "inverse" else C[N:, N:]
+    assert_beats_the_prior(res.samples if mode == "inverse" else res.u_samples, post, prior_cov)
     assert res.samples.shape == (S, 1, 1, 12, 12) and res.std.shape == (1, 1, 12, 12)
 
 
@@ -89,7 +122,7 @@ def test_bad_mode_and_missing_residual():
 
 
 def test_both_mode_sparse_m_and_u(prob):
-    """mode='both': 10 noisy points of u and 10 of m; measured error 0.088 / variance ratio 1.29."""
+    """mode='both': 10 noisy points of u and 10 of m (two tempered terms: the DPS gap regime)."""
     from _diffusion_problems import joint_moments
     from pdeinv.physics import PointObservation
     from pdeinv.priors.diffusion import gaussian_posterior
@@ -106,9 +139,6 @@ def test_both_mode_sparse_m_and_u(prob):
     solver = DiffusionPDE(AnalyticGaussianDenoiser(prob["moments"], noise=WhiteNoise(), channels=2), mode="both",
                           n_samples=S, num_steps=50, batch_size=S)
     r = solver(prob["y_inv"], fwd, seed=0, y_m=y_m, obs_m=obs_m)
-    err = float((r.m.reshape(-1) - mp).norm() / mp.norm())
-    ratio = float(r.samples.reshape(S, -1).var(0).mean() / Cp.diagonal().mean())
-    assert err < 0.15, err
-    assert 0.7 < ratio < 1.5, ratio
+    assert_beats_the_prior(r.samples, (mp, Cp), Cf)
     with pytest.raises(ValueError, match="y_m= and obs_m= together"):
         solver(prob["y_inv"], fwd, seed=0, y_m=y_m)
