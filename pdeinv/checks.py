@@ -70,10 +70,14 @@ def taylor_test(f: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor, dm: 
         for h in hs:
             Jh = float(f(m + h * dm))
             res.append(abs(Jh - J0 - h * dJ))
-            # what round-off can make of J(m + h dm) - J(m) - h dJ: a few ulps of the largest term
+            # what round-off (of f's evaluation, e.g. inside a PDE solve) can make of J(m + h dm) - J(m) - h dJ:
+            # ROUNDOFF ulps of the largest term
             floors.append(ROUNDOFF * eps * max(abs(J0), abs(Jh), abs(h * dJ)))
     unseen = [i for i in range(n) if not (res[i] > floors[i] and abs(hs[i] * dJ) > floors[i])]
-    if unseen or not all(math.isfinite(r) for r in res):
+    if not all(math.isfinite(r) for r in res):
+        log.warning("taylor_test: non-finite remainders %s; no rate can be measured", res)
+        rate = float("nan")
+    elif unseen:
         log.warning("taylor_test: the first-order term is not visible above round-off at step(s) %s "
                     "(remainders %s, first-order terms %s, round-off level %s); no rate can be measured -- "
                     "use a functional that is non-linear along dm or a larger h0",
