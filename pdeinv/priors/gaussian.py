@@ -6,7 +6,7 @@ The prior *is* :class:`pdeinv.physics.fields.GaussianRandomField`: its
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -60,3 +60,37 @@ class LawPrior:
 
     def __repr__(self) -> str:
         return f"LawPrior({self.kwargs}, transform={self.transform!r})"
+
+
+def gaussian_field(prior, grid) -> Optional[Tuple[GaussianRandomField, str]]:
+    r"""The Gaussian random field behind ``prior`` on ``grid``, and the map from it to ``m``.
+
+    Returns ``(field, transform)`` with ``transform`` ``"identity"`` (:math:`m = \mu + C^{1/2}\xi`)
+    or ``"log"`` (:math:`\log m = \mu + C^{1/2}\xi`, from ``LawPrior(transform="log")``), or ``None``
+    when the prior is not a (transformed) Gaussian field that ``whiten``/``color`` can invert
+    (``"tv"``, ``"h1"``, ``None``, a diffusion prior ...).  ``prior``: ``"grf"`` (:func:`grf_prior` on
+    ``grid``), a :class:`GaussianRandomField` (must live on ``grid``) or a :class:`LawPrior`
+    (resolved on ``grid.shape``).
+    """
+    if isinstance(prior, str):
+        return (grf_prior(grid), "identity") if prior == "grf" else None
+    if isinstance(prior, GaussianRandomField):
+        if tuple(prior.grid.shape) != tuple(grid.shape):
+            raise ValueError(f"the GRF prior lives on a grid of shape {tuple(prior.grid.shape)}; the unknown is on "
+                             f"{tuple(grid.shape)}")
+        return prior, "identity"
+    if isinstance(prior, LawPrior):
+        return prior.field(grid.shape), prior.transform
+    return None
+
+
+def pointwise_variance(field: GaussianRandomField, dtype=torch.float64, device=None) -> torch.Tensor:
+    r"""Prior variance at every node, :math:`\mathrm{diag}(C)_x = \sum_k \lambda_k\,\phi_k(x)^2`, shape ``grid.shape``.
+
+    Computed from the per-axis basis matrices (no dense ``N x N`` covariance), in units of ``m`` squared.
+    """
+    lam = field.eigenvalues.to(dtype=dtype, device=device)
+    phis = [getattr(field, f"_phi{d}").to(dtype=dtype, device=device) ** 2 for d in range(field.ndim)]
+    if field.ndim == 1:
+        return phis[0] @ lam
+    return phis[0] @ lam @ phis[1].T

@@ -2,6 +2,8 @@
 :func:`pdeinv.solvers.build` looks methods up in it; register a new solver here."""
 from pdeinv.solvers.amortized import Amortized
 from pdeinv.solvers.diffusion import DiffusionPDE, FunDPS
+from pdeinv.solvers.gaussian import GaussianPosterior
+from pdeinv.solvers.laplace import Laplace
 from pdeinv.solvers.map import MAP
 from pdeinv.solvers.mcmc import MCMC, TwoLevelMCMC
 from pdeinv.solvers.pinn import PINN
@@ -16,4 +18,6 @@ SOLVERS = {
     "pinn": PINN,
     "mcmc": MCMC,
     "mcmc-2level": TwoLevelMCMC,
+    "gaussian": GaussianPosterior,
+    "laplace": Laplace,
 }
