@@ -18,6 +18,9 @@ Taylor test, then recovers a binary permeability from 5 % noisy pressure
 sensors with pdeinv's MAP solver running on the finite-element model.
 
     python examples/external_fem_darcy.py [--quick] [--n 33]
+
+It needs scikit-fem, which a plain install does not bring: ``pip install -e ".[fem]"``
+(the ``[test]`` extra includes it too).
 """
 import argparse
 import time
@@ -25,8 +28,11 @@ import time
 import numpy as np
 import scipy.sparse.linalg as spla
 import torch
-from skfem import Basis, BilinearForm, ElementTriP1, LinearForm, MeshTri, asm
-from skfem.helpers import dot, grad
+try:
+    from skfem import Basis, BilinearForm, ElementTriP1, LinearForm, MeshTri, asm
+    from skfem.helpers import dot, grad
+except ImportError:  # pragma: no cover - the optional dependency is missing
+    raise SystemExit('this example needs scikit-fem: pip install -e ".[fem]"') from None
 
 import pdeinv as pi
 from pdeinv.checks import taylor_test

@@ -1,5 +1,5 @@
 """Input checks shared by the package: each raises an error that says what was
-wrong and what was expected."""
+wrong and what was expected.  (Also :func:`file_mode`, the mode atomic writers give their files.)"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -47,3 +47,16 @@ def check_positive(x: torch.Tensor, name: str = "field", what: str = "values") -
     if not mn > 0:
         raise ValueError(f"{name} must be strictly positive ({what}); its minimum is {mn:g}")
     return x
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (``0o666 & ~umask``).
+
+    Atomic writes go through a temporary file, which ``tempfile.mkstemp`` creates with mode 0600;
+    the writers give it this mode before renaming it into place, so the result has the permissions
+    any other file written by the user would have.
+    """
+    import os
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

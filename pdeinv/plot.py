@@ -12,6 +12,8 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+from pdeinv._validation import file_mode
+
 
 def _to_image(x) -> np.ndarray:
     if torch.is_tensor(x):
@@ -36,10 +38,15 @@ def save_figure(fig, path) -> str:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     ext = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=ext)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=ext)
     os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, file_mode())          # mkstemp's 0600 -> what the umask gives any new file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 

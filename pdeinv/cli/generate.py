@@ -18,17 +18,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n", type=int, default=None, help="number of samples (default: the recipe split's size)")
     parser.add_argument("--res", type=int, default=None, help="grid resolution (default: recipe or task default)")
     parser.add_argument("-o", "--out", required=True,
-                        help="output file: .nc (netCDF4) or .zarr (zarr store, for large datasets)")
+                        help="output file: .nc (netCDF4) or .zarr (zarr store, for large datasets); an existing "
+                             "one needs --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     parser.add_argument("--recipe", default=None, help="dataset recipe, e.g. datasets/darcy.toml")
     parser.add_argument("--split", default="train", choices=("train", "test"),
                         help="with --recipe: which split to generate (default: train)")
-    parser.add_argument("--batch-size", type=int, default=None, help="samples per chunk (default 32)")
-    parser.add_argument("--workers", type=int, default=None, help="run on a local Dask cluster of N processes")
+    parser.add_argument("--batch-size", type=int, default=None, help="samples per chunk, >= 1 (default 32)")
+    parser.add_argument("--workers", type=int, default=None, help="run on a local Dask cluster of N >= 1 processes")
     parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://...)")
     parser.add_argument("--keep-parts", action="store_true", help="keep the per-chunk part files")
 
 
+def interrupted(args) -> str:
+    """What ``pdeinv generate`` says on Ctrl-C."""
+    from pathlib import Path
+    parts = Path(args.out).parent / (Path(args.out).name + ".parts")
+    if parts.exists():
+        return (f"the finished chunks are in {parts}; run the same command again to resume (only the missing "
+                "chunks are computed)")
+    return "nothing was written; run the same command again"
+
+
 def main(args) -> int:
+    from pdeinv.cli._checks import check_output
+    check_output(args.out, inputs=[args.recipe], overwrite=args.overwrite, what="dataset")
     task, res, n, seed, start = args.task, args.res, args.n, args.seed, 0
     batch_size = args.batch_size
     problem_kwargs = None

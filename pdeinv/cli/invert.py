@@ -1,14 +1,18 @@
 """``pdeinv invert TASK --obs FILE``: recover the unknown of a task from a user's observations.
 
 The observations come from a netCDF file (variables ``points (obs, coord)`` and
-``y (obs)`` or ``(sample, obs)``; ``pdeinv demo`` writes one) or from a mesh
-file read with meshio (point coordinates + a point-data array).  The method is
-any entry of ``pdeinv.solvers.SOLVERS``, built for the task by
-:func:`pdeinv.solvers.build` (the same builder the benchmark harness and the demos use, so
-MAP gets the task's prior and bounds, MCMC the task's law, ...); options go through
+``y (obs)`` or ``(sample, obs)``; ``pdeinv demo`` writes one, with the task and grid it
+belongs to, which are checked) or from a mesh file read with meshio (point coordinates +
+a point-data array).  The method is any entry of ``pdeinv.solvers.SOLVERS``, built for the
+task by :func:`pdeinv.solvers.build` (the same builder the benchmark harness and the demos
+use, so MAP gets the task's prior and bounds, MCMC the task's law, ...); options go through
 ``--opt KEY=VALUE`` (values parsed as JSON when possible) and trained models through
-``--model CKPT`` (``surrogate-map``: a forward surrogate; ``amortized``: an inverse
-operator; ``fundps``/``diffusionpde``: a denoiser; ``mcmc-2level``: the screening surrogate).
+``--model CKPT``.
+
+Noise: ``--noise`` (relative) or ``--sigma`` (absolute), else the file's ``noise_relative`` /
+``noise_sigma``.  Data with no noise level, or a level of 0, are exact data: the misfit
+weights them as 1 % relative noise (``pdeinv.physics.noise.DEFAULT_RELATIVE_NOISE``), with
+a warning, and the result records ``noise_assumed``.
 
     pdeinv train fno --data darcy.nc --mode forward -o fno.pt
     pdeinv invert darcy --obs observations.nc --method surrogate-map --model fno.pt
@@ -19,26 +23,88 @@ import json
 import logging
 import os
 
-import torch
-
 log = logging.getLogger(__name__)
+
+#: what each method needs beyond the observations (shown by ``pdeinv invert --help``)
+METHOD_NOTES = {
+    "map": "the task's classical prior and bounds",
+    "mcmc": "pCN under the task's law (tasks whose law is a transformed Gaussian field)",
+    "pinn": "a physics-informed network (deepxde); tasks with a PINN residual",
+    "surrogate-map": "--model: a forward surrogate (pdeinv train fno|deeponet --mode forward)",
+    "amortized": "--model: an inverse operator (pdeinv train vito | nio | fno --mode inverse --sparse F)",
+    "fundps": "--model: a joint-field denoiser (pdeinv train diffusion --arch uno)",
+    "diffusionpde": "--model: a joint-field denoiser (pdeinv train diffusion --arch unet)",
+    "mcmc-2level": "--model: a forward surrogate as the screen; tasks whose law is a transformed Gaussian field",
+}
+
+
+def methods_for_task(task) -> list:
+    """The methods of ``pdeinv.solvers.SOLVERS`` that can invert ``task`` (with a trained model where
+    :data:`pdeinv.solvers.NEEDS_MODEL` says so)."""
+    from pdeinv.solvers import SOLVERS
+    out = []
+    pinn_ok = None
+    for name in SOLVERS:
+        if name in ("mcmc", "mcmc-2level") and task.latent is None:
+            continue
+        if name == "pinn":
+            if pinn_ok is None:
+                try:
+                    from pdeinv.solvers.pinn.residuals import PINN_PROBLEMS
+                    pinn_ok = type(task.make(8)[1]).__name__ in PINN_PROBLEMS
+                except Exception:  # noqa: BLE001 - a task that cannot be built small has no PINN here
+                    pinn_ok = False
+            if not pinn_ok:
+                continue
+        out.append(name)
+    return out
+
+
+def _methods_epilog() -> str:
+    try:
+        from pdeinv.solvers import NEEDS_MODEL
+        from pdeinv.tasks import TASKS
+    except ImportError:  # pragma: no cover
+        return ""
+    lines = ["methods:"]
+    for name, note in METHOD_NOTES.items():
+        lines.append(f"  {name:<14} {note}")
+    lines.append("")
+    lines.append("methods available per task (* needs --model CKPT):")
+    for t in sorted(TASKS):
+        ms = [m + ("*" if m in NEEDS_MODEL else "") for m in methods_for_task(TASKS[t])]
+        lines.append(f"  {t:<15} {', '.join(ms)}")
+    return "\n".join(lines)
 
 
 def add_arguments(p) -> None:
-    p.add_argument("task", help="task name (e.g. darcy, poisson, helmholtz, ns)")
+    from pdeinv.solvers import SOLVERS
+    from pdeinv.tasks import TASKS
+    p.epilog = _methods_epilog()
+    p.add_argument("task", help=f"task name: one of {', '.join(sorted(TASKS))}")
     p.add_argument("--obs", required=True, help="observation file: netCDF (points, y) or a mesh file")
-    p.add_argument("--method", default="map", help="inverse solver from pdeinv.solvers.SOLVERS (default map)")
-    p.add_argument("--res", type=int, default=None, help="grid resolution (default: the task's / the file's)")
+    p.add_argument("--method", default="map",
+                   help=f"inverse solver (default map): one of {', '.join(SOLVERS)}; see the list per task below")
+    p.add_argument("--res", type=int, default=None,
+                   help="grid resolution (default: the file's, else the task's); a pdeinv observation file made on "
+                        "another resolution is inverted on this one (the sensors are at physical coordinates)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--noise", type=float, default=None, help="relative noise level of the data (fraction of RMS)")
-    g.add_argument("--sigma", type=float, default=None, help="absolute noise standard deviation of the data")
+    g.add_argument("--noise", type=float, default=None,
+                   help="relative noise level of the data (fraction of their RMS); 0 = exact data (weighted as 1 %%)")
+    g.add_argument("--sigma", type=float, default=None,
+                   help="absolute noise standard deviation of the data; 0 = exact data (weighted as 1 %% relative)")
     p.add_argument("--field", default="y", help="point-data array to read from a mesh file (default y)")
     p.add_argument("--model", "--checkpoint", dest="model", default=None, metavar="CKPT",
                    help="trained model for learned methods (surrogate-map: forward surrogate; amortized: inverse "
                         "operator; fundps/diffusionpde: denoiser; mcmc-2level: screening surrogate)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="solver option (repeatable), e.g. --opt weight=1.0 --opt max_iter=100")
-    p.add_argument("-o", "--output", default="pdeinv_invert.nc", help="result netCDF (a PNG is written beside it)")
+                   help="solver option (repeatable), e.g. --opt weight=1.0 --opt max_iter=100; an unknown key is "
+                        "refused with the list of the method's options")
+    p.add_argument("-o", "--output", default="pdeinv_invert.nc",
+                   help="result file (default pdeinv_invert.nc): netCDF, or a mesh format by its suffix (.vtu, .vtk, "
+                        ".xdmf, ...: the fields on the grid through meshio, the sensors with y beside it as "
+                        "<stem>_sensors<suffix>); a PNG figure <stem>.png is written beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace the output files if they exist")
 
 
 def parse_options(items):
@@ -47,57 +113,126 @@ def parse_options(items):
         if "=" not in item:
             raise ValueError(f"--opt expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
+        if not k.strip():
+            raise ValueError(f"--opt expects KEY=VALUE, got {item!r}")
         try:
-            opts[k] = json.loads(v)
+            opts[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
-            opts[k] = v
+            opts[k.strip()] = v
     if isinstance(opts.get("bounds"), list):
         opts["bounds"] = tuple(opts["bounds"])
     return opts
 
 
+def output_paths(args):
+    """The files ``invert`` writes: the result, the figure and, for a mesh result, the sensor mesh."""
+    from pdeinv.cli.observations import is_mesh
+    stem, ext = os.path.splitext(args.output)
+    paths = [args.output, stem + ".png"]
+    if is_mesh(args.output):
+        from pdeinv.data.mesh import sensors_path
+        paths.append(str(sensors_path(args.output)))
+        if ext.lower() in (".xdmf", ".xmf"):
+            paths.append(stem + ".h5")
+    return paths
+
+
+def interrupted(args) -> str:
+    """What ``pdeinv invert`` says on Ctrl-C: the result is written only once the solve has finished."""
+    return (f"nothing was written ({args.output} is written only when the solve has finished; the input files are "
+            "unchanged); run the same command again to start the solve over")
+
+
+def _noise(args, attrs):
+    """The data's noise model: ``--noise``/``--sigma``, else the file's level, else None.  A missing or zero
+    level is the exact-data case: the forward model weights the misfit as 1 % relative noise and the solver
+    logs a warning and records ``noise_assumed`` (:mod:`pdeinv.physics.noise`)."""
+    from pdeinv.physics import GaussianNoise
+    if args.noise is not None:
+        return GaussianNoise(relative=args.noise)
+    if args.sigma is not None:
+        return GaussianNoise(sigma=args.sigma)
+    if "noise_relative" in attrs:
+        return GaussianNoise(relative=float(attrs["noise_relative"]))
+    if "noise_sigma" in attrs:
+        return GaussianNoise(sigma=float(attrs["noise_sigma"]))
+    return None
+
+
 def main(args) -> int:
-    from pdeinv.data.io import save_dataset
-    from pdeinv.cli.observations import load_observations
-    from pdeinv.physics import ForwardModel, GaussianNoise
-    from pdeinv.plot import compare
+    from pdeinv.cli._checks import check_device, check_output
+    from pdeinv.cli.observations import check_file_matches, read_observation_file
     from pdeinv.tasks import get_task
 
     task = get_task(args.task)
-    device = torch.device(args.device)
+    device = check_device(args.device)
     if not os.path.exists(args.obs):
         raise FileNotFoundError(f"observation file {args.obs!r} does not exist")
-    res = args.res
-    if res is None:
-        res = task.default_res
-        if not args.obs.lower().endswith((".vtu", ".vtk", ".xdmf", ".xmf", ".msh")):
-            import xarray as xr
-            with xr.open_dataset(args.obs, engine="h5netcdf") as ds:
-                res = int(ds.attrs.get("res", res))
+    if isinstance(args.model, str) and not os.path.exists(args.model):
+        raise FileNotFoundError(f"--model {args.model!r} does not exist")
+    opts = parse_options(args.opt)
+    for path in output_paths(args):          # before any work: never an input, never silently replaced
+        check_output(path, inputs=[args.obs, args.model], overwrite=args.overwrite)
+
+    # read and check the file first (a corrupt file is an error before anything else is built)
+    ndim = task.grid(task.default_res).ndim
+    points, y, attrs = read_observation_file(args.obs, ndim, field=args.field)
+    file_res = attrs.get("res")
+    res = args.res or (int(file_res) if file_res is not None else task.default_res)
     grid, problem = task.make(res)
-    obs, y, attrs = load_observations(args.obs, grid, field=args.field)
-    noise = None
-    if args.noise is not None:
-        noise = GaussianNoise(relative=args.noise)
-    elif args.sigma is not None:
-        noise = GaussianNoise(sigma=args.sigma)
-    elif "noise_relative" in attrs:
-        noise = GaussianNoise(relative=float(attrs["noise_relative"]))
-    elif "noise_sigma" in attrs:
-        noise = GaussianNoise(sigma=float(attrs["noise_sigma"]))
-    fwd = ForwardModel(problem.to(device), obs.to(device), noise)
+    note = check_file_matches(attrs, args.task, grid, args.obs)
+    if note:
+        log.warning("%s: %s", args.obs, note)
+
+    import torch
+
+    from pdeinv.physics import ForwardModel, PointObservation
     from pdeinv.solvers import build
-    solver = build(args.method, task, res, model=args.model, device=device, **parse_options(args.opt))
+    try:
+        obs = PointObservation(grid, torch.as_tensor(points, dtype=torch.float64))
+    except ValueError as err:
+        raise ValueError(f"{args.obs}: {err}") from None
+    noise = _noise(args, attrs)
+    fwd = ForwardModel(problem.to(device), obs.to(device), noise)
+    solver = build(args.method, task, res, model=args.model, device=device, **opts)
     if hasattr(solver, "verbose"):
         solver.verbose = not args.quiet
-    result = solver(y.to(device), fwd, seed=args.seed)
-    ds = result.to_xarray()
-    ds.attrs.update({"task": args.task, "method": args.method, "observations": os.path.abspath(args.obs)})
-    save_dataset(ds, args.output, validate=False)
+    y = y.to(device)
+    log.info("solving: %d observation set(s) of %d points, %s on a %s grid (res %d)", y.shape[0], obs.n_obs,
+             args.method, "x".join(map(str, grid.shape)), res)
+    result = solver(y, fwd, seed=args.seed)
+
+    info = {"task": args.task, "method": args.method, "observations": os.path.abspath(args.obs), "res": int(res)}
+    if fwd.noise_assumed:
+        info["noise_assumed"] = fwd.noise_assumed
+    if note:
+        info["observations_grid"] = note
+    _write_result(args, result, grid, obs, y, info)
     png = os.path.splitext(args.output)[0] + ".png"
+    from pdeinv.plot import compare
     compare(recovered=result.m, sensors=obs, path=png, title=f"{args.task}: {args.method}")
-    misfit = float(fwd.misfit(result.m, y.to(device)).mean())
+    misfit = float(fwd.misfit(result.m, y).mean())
+    weights = "assumed 1 % noise" if fwd.noise_assumed else "calibrated noise"
     print(f"pdeinv invert {args.task} ({args.method}): {y.shape[0]} observation set(s), {obs.n_obs} points, "
-          f"final misfit {misfit:.4g} (expected about {obs.n_obs / 2:.4g} for calibrated noise)")
+          f"final misfit {misfit:.4g} (expected about {obs.n_obs / 2:.4g} for {weights})")
     print(f"  result: {args.output}\n  figure: {png}")
     return 0
+
+
+def _write_result(args, result, grid, obs, y, info) -> None:
+    from pdeinv.cli.observations import is_mesh
+    if not is_mesh(args.output):
+        from pdeinv.data.io import save_dataset
+        ds = result.to_xarray()
+        ds.attrs.update(info)
+        save_dataset(ds, args.output, validate=False)
+        return
+    from pdeinv.data.mesh import export_field
+    shape = tuple(grid.shape)
+    fields = {"m": result.m}
+    for name in ("u", "std"):
+        v = getattr(result, name, None)
+        if v is not None and tuple(v.shape[-len(shape):]) == shape:
+            fields[name] = v
+    export_field(args.output, grid, fields, points=obs.points, point_data={"y": y[0].reshape(-1)}
+                 if y.shape[0] == 1 and y[0].numel() == obs.n_obs else None)

@@ -1,73 +1,180 @@
 """Read and write point observations (sensor coordinates + values) as netCDF.
 
-File layout (xarray): variable ``points`` with dims ``(obs, coord)`` holding
-physical coordinates, variable ``y`` with dims ``(obs,)`` or ``(sample, obs)``,
-optional attrs ``noise_relative`` / ``noise_sigma`` and ``task``.  Mesh files
-(VTK, XDMF, Gmsh, ...) are read through ``pdeinv.data.mesh.read_observations``.
+File layout (xarray, schema ``pdeinv.observations/1``): variable ``points`` with dims
+``(obs, coord)`` holding physical coordinates, variable ``y`` with dims ``(obs,)`` or
+``(sample, obs)``; attrs ``task`` and ``grid`` (JSON of ``grid.to_dict()``: the task and
+grid the data belong to, which ``pdeinv invert`` checks), ``res``, and the noise level
+``noise_relative`` or ``noise_sigma`` (0 = exact data: see :mod:`pdeinv.physics.noise` for
+how exact data are weighted).  netCDF4 and netCDF3 files are read.  Mesh files (VTK, XDMF,
+Gmsh, ...) are read through ``pdeinv.data.mesh``; they carry no task, grid or noise level.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
-from pdeinv._validation import check_finite
-from pdeinv.physics.observation import PointObservation
+from pdeinv._validation import check_finite, file_mode
 
+SCHEMA = "pdeinv.observations/1"
 MESH_SUFFIXES = {".vtu", ".vtk", ".xdmf", ".xmf", ".msh", ".ply", ".obj", ".stl", ".mesh", ".med", ".h5m"}
 
 
-def save_observations(path, points, y, **attrs) -> str:
-    """Write ``points`` ``(P, d)`` and ``y`` ``(P,)`` or ``(B, P)`` (or ``(B, 1, P)``) atomically."""
+def is_mesh(path) -> bool:
+    return Path(str(path)).suffix.lower() in MESH_SUFFIXES
+
+
+def save_observations(path, points, y, *, grid=None, **attrs) -> str:
+    """Write ``points`` ``(P, d)`` and ``y`` ``(P,)`` or ``(B, P)`` (or ``(B, 1, P)``) atomically.
+
+    ``grid``: the grid the data were made on (stored as the ``grid`` attr, with ``res``);
+    other keyword arguments become attrs (``task=``, ``noise_relative=``, ...; ``None`` is dropped).
+    """
     import xarray as xr
     pts = np.asarray(points.detach().cpu() if torch.is_tensor(points) else points, dtype=float)
     yy = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=float)
     if yy.ndim == 3:
         yy = yy[:, 0]
     dims = ("obs",) if yy.ndim == 1 else ("sample", "obs")
-    ds = xr.Dataset({"points": (("obs", "coord"), pts), "y": (dims, yy)},
-                    attrs={"schema": "pdeinv.observations/1", **{k: v for k, v in attrs.items() if v is not None}})
+    at: Dict[str, Any] = {"schema": SCHEMA}
+    if grid is not None:
+        at["grid"] = json.dumps(grid.to_dict())
+        at.setdefault("res", int(grid.shape[0]))
+    at.update({k: v for k, v in attrs.items() if v is not None})
+    ds = xr.Dataset({"points": (("obs", "coord"), pts), "y": (dims, yy)}, attrs=at)
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".nc")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     os.close(fd)
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
+
+
+def _open_netcdf(path: Path):
+    """``xarray.Dataset`` of a netCDF4/HDF5 file, or of a netCDF3 (classic) file; ``ValueError`` otherwise."""
+    import xarray as xr
+    errors = []
+    for engine in ("h5netcdf", "scipy"):
+        try:
+            return xr.load_dataset(path, engine=engine)
+        except Exception as err:  # noqa: PERF203 - each engine raises its own types on a foreign file
+            errors.append(f"{engine}: {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}")
+    raise ValueError(f"cannot read observation file {str(path)!r} as netCDF4 or netCDF3 ({'; '.join(errors)}); "
+                     "expected a netCDF file with variables 'points' (obs, coord) and 'y' (obs) or (sample, obs), "
+                     f"or a mesh file with one of the suffixes {sorted(MESH_SUFFIXES)}")
+
+
+def read_observation_file(path, ndim: int, field: str = "y",
+                          dtype=torch.float64) -> Tuple[np.ndarray, torch.Tensor, Dict[str, Any]]:
+    """``(points (P, ndim), y (B, 1, P), attrs)`` from a netCDF or mesh file, checked (finite, sizes agree,
+    ``ndim`` coordinates) but not yet placed on a grid.  ``attrs`` holds ``task``, ``grid`` (a dict),
+    ``res`` and the noise level where the file has them."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"observation file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"observation file {str(path)!r} is a folder; expected a netCDF or mesh file")
+    if is_mesh(path):
+        from pdeinv.data.mesh import _mesh_points, read_mesh
+        mesh = read_mesh(path)
+        pts = _mesh_points(mesh.points, ndim, str(path))
+        if field not in mesh.point_data:
+            raise ValueError(f"{path} has no point data {field!r}; available arrays: {sorted(mesh.point_data)} "
+                             "(choose one with --field)")
+        vals = np.asarray(mesh.point_data[field], dtype=float)
+        if vals.ndim == 2 and vals.shape[1] == 1:
+            vals = vals[:, 0]
+        if vals.ndim != 1:
+            raise ValueError(f"{path}: point data {field!r} has shape {vals.shape}; expected one value per point")
+        y = torch.as_tensor(vals.copy(), dtype=dtype).reshape(1, 1, -1)
+        check_finite(y, f"point data {field!r} in {path.name}")
+        return pts, y, {}
+    ds = _open_netcdf(path)
+    for v in ("points", "y"):
+        if v not in ds:
+            raise ValueError(f"observation file {str(path)!r} has no variable {v!r}; expected 'points' (obs, coord) "
+                             f"and 'y' (obs) or (sample, obs); found {sorted(map(str, ds.data_vars))}")
+    attrs = dict(ds.attrs)
+    for k, v in list(attrs.items()):
+        if isinstance(v, np.generic):
+            attrs[k] = v.item()
+    if isinstance(attrs.get("grid"), str):
+        try:
+            attrs["grid"] = json.loads(attrs["grid"])
+        except json.JSONDecodeError:
+            raise ValueError(f"{path.name}: the 'grid' attribute is not JSON of grid.to_dict(): "
+                             f"{attrs['grid'][:80]!r}") from None
+    pv, yv = ds["points"].values, ds["y"].values
+    for name, arr in (("points", pv), ("y", yv)):
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{path.name}: variable {name!r} holds {arr.dtype} values; expected numbers")
+    pts = np.asarray(pv, dtype=float)
+    if pts.ndim != 2 or pts.shape[1] != ndim:
+        raise ValueError(f"{path.name}: 'points' has shape {pts.shape}; expected (P, {ndim}) coordinates for this "
+                         f"task's {ndim}-D grid")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{path.name}: 'points' contains NaN/inf coordinates")
+    if yv.ndim not in (1, 2):
+        raise ValueError(f"{path.name}: 'y' has shape {yv.shape}; expected (obs,) or (sample, obs)")
+    y = torch.as_tensor(np.asarray(yv, dtype=float), dtype=dtype)
+    check_finite(y, f"observations in {path.name}")
+    if y.shape[-1] != pts.shape[0]:
+        raise ValueError(f"{path.name}: y has {y.shape[-1]} values but there are {pts.shape[0]} points")
+    if y.numel() == 0:
+        raise ValueError(f"{path.name}: the file holds no observations")
+    for key in ("noise_relative", "noise_sigma"):
+        if key in attrs:
+            try:
+                level = float(attrs[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path.name}: attribute {key} = {attrs[key]!r} is not a number") from None
+            if not (np.isfinite(level) and level >= 0):
+                raise ValueError(f"{path.name}: attribute {key} = {attrs[key]!r}; expected a noise level >= 0")
+            attrs[key] = level
+    return pts, y.reshape(-1, 1, y.shape[-1]), attrs
+
+
+def check_file_matches(attrs: Dict[str, Any], task_name: str, grid, where: str) -> Optional[str]:
+    """Refuse observations made for another task or on another domain; return a note when only the
+    resolution differs (point data are at physical coordinates, so they can be inverted on any grid)."""
+    ft = attrs.get("task")
+    if ft is not None and str(ft) != task_name:
+        raise ValueError(f"{where} holds observations of task {ft!r}, not {task_name!r}: run "
+                         f"`pdeinv invert {ft} --obs {where}`, or give observations of {task_name!r}")
+    g = attrs.get("grid")
+    if not isinstance(g, dict):
+        return None
+    mine = grid.to_dict()
+    diff = {k: (g.get(k), mine.get(k)) for k in ("kind", "length", "bc") if g.get(k) != mine.get(k)}
+    if diff:
+        raise ValueError(f"{where} was made on a {g.get('kind')} grid with "
+                         + ", ".join(f"{k}={a}" for k, (a, _) in diff.items())
+                         + f"; task {task_name!r} works on " + ", ".join(f"{k}={b}" for k, (_, b) in diff.items()))
+    if g.get("n") != mine.get("n"):
+        return (f"the observations were made on a {g.get('n')} grid; inverting on {mine.get('n')} "
+                "(the sensors are at physical coordinates)")
+    return None
 
 
 def load_observations(path, grid, dtype=torch.float64, field: str = "y"):
     """Return ``(PointObservation, y (B, 1, P), attrs)`` from a netCDF or mesh file
     (``field``: the point-data array holding the values in a mesh file)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"observation file {str(path)!r} does not exist")
-    if path.suffix.lower() in MESH_SUFFIXES:
-        from pdeinv.data.mesh import read_observations
-        obs, y = read_observations(str(path), grid, field=field)
-        y = torch.as_tensor(y, dtype=dtype)
-        while y.dim() < 3:
-            y = y.unsqueeze(0)
-        return obs, y, {}
-    import xarray as xr
+    from pdeinv.physics.observation import PointObservation
+    pts, y, attrs = read_observation_file(path, grid.ndim, field=field, dtype=dtype)
     try:
-        ds = xr.load_dataset(path, engine="h5netcdf")
-    except Exception as err:
-        raise ValueError(f"cannot read observation file {str(path)!r} as netCDF ({type(err).__name__}: {err}); "
-                         "expected a netCDF file with variables 'points' (obs, coord) and 'y' (obs) or a mesh file "
-                         f"with one of the suffixes {sorted(MESH_SUFFIXES)}") from None
-    for v in ("points", "y"):
-        if v not in ds:
-            raise ValueError(f"observation file {str(path)!r} has no variable {v!r}; expected 'points' (obs, coord) "
-                             f"and 'y' (obs) or (sample, obs); found {sorted(ds.data_vars)}")
-    pts = torch.as_tensor(ds["points"].values, dtype=torch.float64)
-    y = torch.as_tensor(ds["y"].values, dtype=dtype)
-    check_finite(y, f"observations in {path.name}")
-    if y.shape[-1] != pts.shape[0]:
-        raise ValueError(f"{path.name}: y has {y.shape[-1]} values but there are {pts.shape[0]} points")
-    y = y.reshape(-1, 1, y.shape[-1])
-    return PointObservation(grid, pts), y, dict(ds.attrs)
+        obs = PointObservation(grid, torch.as_tensor(pts, dtype=torch.float64))
+    except ValueError as err:
+        raise ValueError(f"{Path(path).name}: {err}") from None
+    return obs, y, attrs

@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch.utils.data import TensorDataset
@@ -26,17 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``pdeinv train MODEL --data FILE.nc ...``"""
     parser.add_argument("model", choices=["deeponet", "diffusion", "fno", "lepde", "nio", "vito"], help="what to train")
     parser.add_argument("--data", required=True, help="training dataset (netCDF/zarr from `pdeinv generate`)")
-    parser.add_argument("-o", "--out", default=None, help="checkpoint path (default: <model>-<task>.pt)")
+    parser.add_argument("-o", "--out", default=None,
+                        help="checkpoint path (default: fno/deeponet: <model>-<task>-<mode>[-sparse].pt; nio, lepde: "
+                             "<model>-<task>.pt; vito: <arch>-<task>.pt with arch vito or unet; diffusion: "
+                             "diffusion-<arch>-<task>.pt); the loss log goes beside it as <checkpoint>.log.csv")
     parser.add_argument("--val-data", default=None, help="validation dataset (default: split off --val-fraction)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share of --data (default 0.1)")
-    parser.add_argument("--n-train", type=int, default=None, help="use only the first N training samples")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="use only the first N >= 1 samples of --data (before the validation split)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--scheduler", default="cosine", choices=["cosine", "step", "none"])
     parser.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from --out")
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue an interrupted (or finished, with more --epochs) "
+                                                         "run from the checkpoint --out")
+    g.add_argument("--overwrite", action="store_true",
+                   help="train from scratch even if the checkpoint --out exists (it and its log are replaced)")
     parser.add_argument("--mode", default="forward", choices=["forward", "inverse"],
                         help="forward: m -> u; inverse: u -> m")
     parser.add_argument("--sparse", type=float, default=None, metavar="FRACTION",
@@ -67,7 +75,77 @@ def parse_options(items) -> Dict[str, Any]:
 
 
 def main(args) -> int:
+    from pdeinv.cli._checks import check_output
+    for flag, path in (("--data", args.data), ("--val-data", args.val_data)):
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{flag} {path!r} does not exist")
+    if args.out is not None:        # the default path is known once the dataset is read; checked again then
+        check_output(args.out, inputs=[args.data, args.val_data], allow_existing=True, what="checkpoint")
     return int(TRAINERS[args.model](args) or 0)
+
+
+def interrupted(args) -> str:
+    """What ``pdeinv train`` says on Ctrl-C."""
+    out = getattr(args, "_checkpoint", None)
+    if out is None:
+        return "nothing was written (training had not started)"
+    if Path(out).exists():
+        return (f"the checkpoint {out} holds the last finished epoch; run the same command with --resume to "
+                "continue exactly where it stopped")
+    return "no epoch had finished, so nothing was written; run the same command again"
+
+
+def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[int] = None) -> Path:
+    """Check the checkpoint path before training starts and record what the model is trained on.
+
+    Refused: the checkpoint (or its log) being an input, an existing checkpoint without ``--resume``
+    or ``--overwrite``, a location that cannot be written.  ``model.trained_on`` gets the dataset's
+    task and grid (the grid of ``m``), so a solver can tell when the model is used on another grid.
+    """
+    from pdeinv.cli._checks import check_output
+    inputs = [args.data, args.val_data]
+    check_output(str(out), inputs=inputs, allow_existing=True, what="checkpoint")
+    check_output(str(log_path(out)), inputs=inputs, allow_existing=True, what="training log")
+    if out.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"the checkpoint {str(out)!r} exists; pass --resume to continue its training or "
+                         "--overwrite to train a new model in its place")
+    if out.exists() and args.overwrite:
+        log.info("--overwrite: training a new model; %s and its log will be replaced", out)
+    if model is not None and ds is not None and hasattr(model, "trained_on"):
+        from pdeinv.data.io import grid_of, state_grid_of
+        rec = {"task": ds.attrs.get("task"), "grid": grid_of(ds).to_dict(), "data": str(Path(args.data).resolve()),
+               "mode": getattr(args, "mode", None), "n_train": n_train}
+        sg = state_grid_of(ds).to_dict()
+        if sg != rec["grid"]:
+            rec["state_grid"] = sg
+        model.trained_on = rec
+    args._checkpoint = str(out)
+    return out
+
+
+#: constructor arguments the trainers set from the data and the command line, never through ``-O``
+RESERVED_OPTIONS = {"self", "kind", "grid_shape", "in_channels", "out_channels", "channels", "seed", "out_size",
+                    "n_boundary", "n_measurements", "resolution", "ndim", "channel_names"}
+
+
+def check_options(user: Dict[str, Any], what: str, *targets, extra=()) -> None:
+    """Refuse ``-O`` keys that none of ``targets`` (classes or functions) takes and that are not in ``extra``
+    (arguments in :data:`RESERVED_OPTIONS` come from the data and the command line: ``--seed``, ...)."""
+    import inspect
+    valid = set(extra)
+    for t in targets:
+        fn = t.__init__ if inspect.isclass(t) else t
+        valid |= {n for n, p in inspect.signature(fn).parameters.items()
+                  if n not in RESERVED_OPTIONS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    unknown = sorted(set(user) - valid)
+    if unknown:
+        raise ValueError(f"unknown -O option(s) {unknown} for {what}; valid keys: {sorted(valid)}")
+
+
+def _n_train(args, n: int) -> int:
+    if args.n_train is not None and args.n_train > n:
+        raise ValueError(f"--n-train {args.n_train} but {args.data!r} holds {n} samples")
+    return n if args.n_train is None else args.n_train
 
 
 
@@ -79,8 +157,8 @@ def train_operator(args) -> int:
 
     ds = load_dataset(args.data)
     x, y = operator_pairs(ds, args.mode, args.time_index)
-    if args.n_train is not None:
-        x, y = x[:args.n_train], y[:args.n_train]
+    n = _n_train(args, x.shape[0])
+    x, y = x[:n], y[:n]
     if args.val_data:
         vx, vy = operator_pairs(load_dataset(args.val_data), args.mode, args.time_index)
     else:
@@ -89,7 +167,12 @@ def train_operator(args) -> int:
             raise ValueError(f"--val-fraction {args.val_fraction} leaves no validation or no training samples "
                              f"of {x.shape[0]}")
         x, y, vx, vy = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
-    opts = dict(modes=args.modes, width=args.width, layers=args.layers, seed=args.seed, **parse_options(args.option))
+    user = parse_options(args.option)
+    from pdeinv.surrogates.deeponet import DeepONet
+    from pdeinv.surrogates.fno import FNO
+    check_options(user, args.model, FNO if args.model == "fno" else DeepONet, build_operator)
+    opts = dict(modes=args.modes, width=args.width, layers=args.layers, seed=args.seed)
+    opts.update(user)
     if args.sparse is not None:
         from pdeinv.surrogates.sparse import SparseOperator
         train_ds = SparseDataset(x, y, fraction=args.sparse, seed=args.seed)
@@ -102,6 +185,7 @@ def train_operator(args) -> int:
         model.fit_normalizers(x, y)
     task = ds.attrs.get("task", "data")
     out = Path(args.out or f"{args.model}-{task}-{args.mode}{'-sparse' if args.sparse else ''}.pt")
+    prepare_checkpoint(args, out, ds, model, len(train_ds))
     hist = train(model, train_ds, val_ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  weight_decay=args.weight_decay, scheduler=None if args.scheduler == "none" else args.scheduler,
                  patience=args.patience, checkpoint=out, resume=args.resume, seed=args.seed, device=args.device,
@@ -127,8 +211,8 @@ def train_nio(args) -> int:
     diff = bool(user.pop("difference", True))          # difference data by default (see EIT.reference_data)
     wd = float(user.pop("weight_decay", 0.0))          # Adam's L2 term (the CLI's 1e-4) collapsed NIO
     x, y = eit_pairs(ds, difference=diff)
-    if args.n_train is not None:
-        x, y = x[:args.n_train], y[:args.n_train]
+    n = _n_train(args, x.shape[0])
+    x, y = x[:n], y[:n]
     if args.val_data:
         vx, vy = eit_pairs(load_dataset(args.val_data), difference=diff)
     else:
@@ -138,10 +222,12 @@ def train_nio(args) -> int:
         x, y, vx, vy = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
     opts = dict(n_modes=[min(args.modes, s // 2) for s in y.shape[2:]], hidden_channels=args.width,
                 n_layers=args.layers, seed=args.seed, difference=diff)
+    check_options(user, "nio", NIO, extra=("difference", "weight_decay"))
     opts.update(user)
     model = NIO(x.shape[-1], out_size=list(y.shape[2:]), in_channels=x.shape[2], n_measurements=x.shape[1], **opts)
     model.fit_normalizers(x, y)
     out = Path(args.out or f"nio-{ds.attrs.get('task', 'eit')}.pt")
+    prepare_checkpoint(args, out, ds, model, len(x))
     hist = train(model, TensorDataset(x, y), TensorDataset(vx, vy), loss_fn=nio_loss, val_loss_fn=relative_l2_loss,
                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  weight_decay=wd,
@@ -170,10 +256,10 @@ def train_lepde(args) -> int:
     if tuple(m.shape[1:]) == tuple(u.shape[2:]):
         u = torch.cat([m[:, None], u], 1)
     opts = parse_options(args.option)
+    check_options(opts, "lepde", LEPDE, extra=("in_frames", "horizon", "w_consistency"))
     in_frames, horizon = int(opts.pop("in_frames", 1)), int(opts.pop("horizon", 4))
     w_cons = float(opts.pop("w_consistency", 1.0))
-    if args.n_train is not None:
-        u = u[:args.n_train]
+    u = u[:_n_train(args, u.shape[0])]
     n_val = max(1, int(round(args.val_fraction * u.shape[0])))
     if n_val >= u.shape[0]:
         raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {u.shape[0]}")
@@ -181,6 +267,7 @@ def train_lepde(args) -> int:
     model = LEPDE(list(u.shape[3:]), in_channels=u.shape[2], in_frames=in_frames, seed=args.seed, **opts)
     model.fit_normalizers(tr)
     out = Path(args.out or f"lepde-{ds.attrs.get('task', 'data')}.pt")
+    prepare_checkpoint(args, out, ds, model, tr.shape[0])
 
     def loss_fn(mod, batch):
         return lepde_loss(mod, batch, w_consistency=w_cons)
@@ -211,11 +298,14 @@ def train_vito(args) -> int:
     ds = load_dataset(args.data)
     u, m = operator_pairs(ds, "inverse", args.time_index)
     opts = parse_options(args.option)
+    check_options(opts, "vito", UNet if opts.get("arch") == "unet" else ViTO, extra=("coarse", "arch"))
     coarse = opts.pop("coarse", 16)
     arch = opts.pop("arch", "vito")
+    if arch not in ("vito", "unet"):
+        raise ValueError(f"-O arch={arch!r}; expected 'vito' or 'unet'")
     x = coarsen(u, coarse)
-    if args.n_train is not None:
-        x, m = x[:args.n_train], m[:args.n_train]
+    n = _n_train(args, x.shape[0])
+    x, m = x[:n], m[:n]
     n_val = max(1, int(round(args.val_fraction * x.shape[0])))
     if n_val >= x.shape[0]:
         raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
@@ -226,6 +316,7 @@ def train_vito(args) -> int:
         model = ViTO(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
     model.fit_normalizers(x, m)
     out = Path(args.out or f"{arch}-{ds.attrs.get('task', 'data')}.pt")
+    prepare_checkpoint(args, out, ds, model, len(x))
     hist = train(model, TensorDataset(x, m), TensorDataset(vx, vm), epochs=args.epochs, batch_size=args.batch_size,
                  lr=args.lr, weight_decay=args.weight_decay,
                  scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
@@ -241,6 +332,11 @@ def train_diffusion(args) -> int:
     opts = parse_options(getattr(args, "option", []))
     arch = getattr(args, "arch", None) or opts.pop("arch", "unet")
     opts.pop("arch", None)
+    from pdeinv.priors.diffusion.denoisers import ARCHS
+    if arch not in ARCHS:
+        raise ValueError(f"unknown denoiser architecture {arch!r}; expected one of {sorted(ARCHS)}")
+    check_options(opts, f"the {arch} denoiser", ARCHS[arch],
+                  extra=("noise", "channels", "resolutions", "ema_decay"))
     noise = opts.pop("noise", "grf" if arch == "uno" else "white")
     channels = opts.pop("channels", "joint")
     resolutions = opts.pop("resolutions", None)
@@ -249,8 +345,7 @@ def train_diffusion(args) -> int:
     from pdeinv.priors.diffusion.training import joint_fields, train_denoiser
     ds = load_dataset(args.data)
     x = joint_fields(ds, channels, getattr(args, "time_index", -1))
-    if args.n_train is not None:
-        x = x[:args.n_train]
+    x = x[:_n_train(args, x.shape[0])]
     if args.val_data:
         vx = joint_fields(load_dataset(args.val_data), channels)
     else:
@@ -263,6 +358,7 @@ def train_diffusion(args) -> int:
                         seed=args.seed, ema_decay=ema)
     task = ds.attrs.get("task", "data")
     out = Path(args.out or f"diffusion-{arch}-{task}.pt")
+    prepare_checkpoint(args, out, ds, model, x.shape[0])
     hist = train_denoiser(model, x, vx, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           resolutions=resolutions, checkpoint=out, resume=args.resume, seed=args.seed,
                           device=args.device, verbose=not args.quiet,

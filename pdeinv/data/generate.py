@@ -59,7 +59,8 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import torch
 
-from pdeinv.data.io import SCHEMA, build_dataset, concat_datasets, encode_attrs, load_dataset, open_raw, save_dataset
+from pdeinv.data.io import (SCHEMA, build_dataset, concat_datasets, consolidate, encode_attrs, load_dataset, open_raw,
+                            save_dataset)
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ def _assemble(out: Path, part_files, verbose: bool):
                 ds.to_zarr(tmp, mode="w", consolidated=False)
             else:
                 ds.to_zarr(tmp, append_dim="sample", consolidated=False)
+        consolidate(tmp)
         if out.exists():
             old = out.parent / f".{out.name}.old"
             os.replace(out, old)
@@ -236,6 +238,10 @@ def generate(task_name, n: int, res: Optional[int] = None, seed: int = 0, device
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     if workers is not None and scheduler is not None:
         raise ValueError("give workers= (local cluster) or scheduler= (existing cluster), not both")
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1 (processes of a local Dask cluster); got {workers!r}")
+    if out is not None and Path(out).is_dir() and not str(out).rstrip("/").endswith(".zarr"):
+        raise ValueError(f"out={str(out)!r} is a folder; give a file name ending in .nc (netCDF) or .zarr")
     meta = _dataset_meta(task, res, seed, problem_kwargs)
     chunks = _chunks(start, n, batch_size)
     t0 = time.perf_counter()

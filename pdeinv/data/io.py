@@ -25,16 +25,20 @@ encoded are listed in the attribute ``_json_attrs``.
 
 Writes are atomic: a temporary file (or folder, for zarr) next to the target is
 renamed over it only once complete, so an interrupted write never leaves a
-broken dataset.  Paths ending in ``.zarr`` are written as zarr stores, all
-others as netCDF4 through h5netcdf.
+broken dataset.  Paths ending in ``.zarr`` are written as zarr stores (with
+consolidated metadata, so ``xarray.open_zarr(path)`` opens them without a warning), all
+others as netCDF4 through h5netcdf; files get the mode the umask gives.  Reading also
+accepts netCDF3 (classic) files, through xarray's scipy engine.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -57,6 +61,10 @@ def _is_plain(v) -> bool:
 def encode_attrs(attrs: Dict[str, Any]) -> Dict[str, Any]:
     """Attrs that netCDF/zarr can store: non-scalars JSON-encoded, keys listed in ``_json_attrs``."""
     out, encoded = {}, []
+    try:    # attrs encoded before (a result dataset saved again): their keys stay listed
+        encoded = [k for k in json.loads(attrs.get("_json_attrs") or "[]") if k in attrs]
+    except (TypeError, ValueError):
+        encoded = []
     for k, v in attrs.items():
         if k == "_json_attrs":
             continue
@@ -68,7 +76,8 @@ def encode_attrs(attrs: Dict[str, Any]) -> Dict[str, Any]:
             elif torch.is_tensor(v):
                 v = v.detach().cpu().tolist()
             out[k] = json.dumps(v, default=str)
-            encoded.append(k)
+            if k not in encoded:
+                encoded.append(k)
     if encoded:
         out["_json_attrs"] = json.dumps(encoded)
     return out
@@ -240,12 +249,41 @@ def _is_zarr(path) -> bool:
     return str(path).rstrip("/").endswith(".zarr")
 
 
+@contextlib.contextmanager
+def quiet_consolidation():
+    """zarr 3 warns that consolidated metadata is not part of its format-3 spec; xarray and zarr
+    both read it, and without it ``open_zarr`` warns on every open.  Write it, without the warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
+
+
+def consolidate(store) -> None:
+    """Write the consolidated metadata of a zarr store assembled in several writes."""
+    import zarr
+    with quiet_consolidation():
+        zarr.consolidate_metadata(str(store))
+
+
+def netcdf_engine(path) -> str:
+    """``"scipy"`` for a netCDF3 (classic / 64-bit offset) file, else ``"h5netcdf"`` (netCDF4/HDF5)."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return "h5netcdf"
+    return "scipy" if magic[:3] == b"CDF" else "h5netcdf"
+
+
 def save_dataset(ds, path, validate: bool = True) -> Path:
     """Write ``ds`` to ``path`` atomically: netCDF4 (h5netcdf), or zarr if ``path`` ends in ``.zarr``.
 
     Non-scalar attrs are JSON-encoded (see :func:`encode_attrs`).  Returns the path.
     """
     path = Path(path)
+    if path.is_dir() and not _is_zarr(path):
+        raise ValueError(f"cannot save a dataset to {str(path)!r}: it is a folder; give a file name ending in .nc "
+                         "(netCDF) or .zarr")
     if validate:
         validate_dataset(ds, where="the dataset to save")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +295,8 @@ def save_dataset(ds, path, validate: bool = True) -> Path:
     tmp = path.parent / tag
     try:
         if _is_zarr(path):
-            out.to_zarr(tmp, mode="w", consolidated=False)
+            with quiet_consolidation():
+                out.to_zarr(tmp, mode="w", consolidated=True)
             if path.exists():
                 trash = path.parent / (tag + ".old")
                 os.replace(path, trash)
@@ -268,6 +307,8 @@ def save_dataset(ds, path, validate: bool = True) -> Path:
         else:
             encoding = {v: {"zlib": True, "complevel": 1} for v in ("m", "u") if v in out.data_vars}
             out.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+            from pdeinv._validation import file_mode
+            os.chmod(tmp, file_mode())
             os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -284,14 +325,16 @@ def open_raw(path, lazy: bool = False):
         raise FileNotFoundError(f"no such dataset: {path}")
     try:
         if _is_zarr(path) or path.is_dir():
-            ds = xr.open_zarr(path, consolidated=False)
+            with warnings.catch_warnings():     # stores written before they were consolidated
+                warnings.filterwarnings("ignore", message=".*consolidated metadata", category=RuntimeWarning)
+                ds = xr.open_zarr(path, consolidated=None)
         else:
-            ds = xr.open_dataset(path, engine="h5netcdf")
+            ds = xr.open_dataset(path, engine=netcdf_engine(path))
         if not lazy:
             ds = ds.load()
             ds.close()
     except (OSError, ValueError, KeyError, TypeError) as err:
-        kind = "zarr store" if (_is_zarr(path) or path.is_dir()) else "netCDF4/HDF5 file"
+        kind = "zarr store" if (_is_zarr(path) or path.is_dir()) else "netCDF4/HDF5 or netCDF3 file"
         raise ValueError(f"cannot read {path}: not a valid {kind} (truncated or corrupt?) — {err}") from err
     except Exception as err:  # zarr/h5py raise their own exception types on damaged stores
         raise ValueError(f"cannot read {path}: the file is damaged or not a dataset — "

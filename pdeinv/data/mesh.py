@@ -93,6 +93,8 @@ def _write_atomic(path: Path, mesh) -> None:
     tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{ext}"
     try:
         meshio.write(tmp, mesh)
+        from pdeinv._validation import file_mode
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -265,8 +267,17 @@ def grid_to_points(field: Array, grid, points: Array):
     pts = _mesh_points(_np(points), grid.ndim, "grid_to_points")
     is_t = torch.is_tensor(field)
     f = field if is_t else torch.from_numpy(_np(field))
+    shape = tuple(grid.shape)
+    if f.dim() < len(shape) or tuple(f.shape[-len(shape):]) != shape:
+        raise ValueError(f"the field has shape {tuple(f.shape)}; expected (..., {', '.join(map(str, shape))}) on the "
+                         f"grid")
+    if f.is_complex():
+        raise TypeError(f"the field has dtype {f.dtype}; expected real values")
+    bare = f.dim() == len(shape)          # a plain (*grid) field: no leading axes
     obs = PointObservation(grid, torch.from_numpy(pts))
-    out = obs(f.double() if not f.is_floating_point() else f)
+    out = obs((f.double() if not f.is_floating_point() else f)[None] if bare else
+              (f.double() if not f.is_floating_point() else f))
+    out = out[0] if bare else out
     return out if is_t else out.numpy()
 
 
@@ -288,6 +299,8 @@ def write_on_mesh(mesh_path, out_path, grid, fields: Dict[str, Array]):
     import meshio
     mesh = read_mesh(mesh_path)
     pts = mesh.points
+    if Path(out_path).resolve() == Path(mesh_path).resolve():
+        raise ValueError(f"write_on_mesh would replace its input mesh {str(mesh_path)!r}; give another out_path")
     for name, v in fields.items():
         vals = grid_to_points(_np(v), grid, pts)
         flat = vals.reshape(-1, pts.shape[0])

@@ -28,7 +28,14 @@ Checkpoint format (``torch.save`` of a dict, readable with ``weights_only=True``
     {"format": "pdeinv.surrogate/1", "class": <registry name>, "module": <defining module>,
      "config": <JSON string>,
      "state_dict": ..., "normalizers": {name: {"mean": ..., "std": ...}},
-     "pdeinv_version": ..., "training": {optimizer, scheduler, epoch, history, ...} or absent}
+     "pdeinv_version": ..., "training": {optimizer, scheduler, epoch, history, ...} or absent,
+     "trained_on": <JSON string: {"grid": grid.to_dict() of m, "task", "data", ...}> or absent}
+
+``trained_on`` says what the network was trained on (``pdeinv train`` sets ``model.trained_on``
+from the dataset); it is not a constructor argument, so the config stays the constructor's and
+:meth:`Network.load` gives it back as the attribute ``model.trained_on`` (``None`` for checkpoints
+written without it).  :func:`pdeinv.solvers.factory.check_model_grid` compares it with the grid a
+solver is built for.
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``), so
 an interrupted write never leaves a broken checkpoint.
@@ -46,7 +53,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from pdeinv._validation import check_finite
+from pdeinv._validation import check_finite, file_mode
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +140,7 @@ def atomic_torch_save(obj: Any, path) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode())          # mkstemp's 0600 -> what the umask gives any new file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -179,6 +187,9 @@ def checkpoint_dict(model: nn.Module, training: Optional[Dict[str, Any]] = None)
                             for n, m in model.named_modules() if isinstance(m, Normalizer)}}
     if training is not None:
         ckpt["training"] = training
+    trained_on = getattr(model, "trained_on", None)
+    if trained_on:
+        ckpt["trained_on"] = json.dumps(_check_json(dict(trained_on)))
     return ckpt
 
 
@@ -206,6 +217,8 @@ class Network(nn.Module):
     def __init__(self, ndim: Optional[int] = None, **config):
         super().__init__()
         self.config = _check_json(config)
+        #: what the network was trained on (``{"grid": grid.to_dict(), "task": ..., ...}``), or None
+        self.trained_on: Optional[Dict[str, Any]] = None
         if ndim is not None:       # spatial dimension, checked by forward(); not a constructor argument
             self.ndim = int(ndim)
         self.input_normalizer = Normalizer(int(config.get("in_channels", 1)))
@@ -302,6 +315,11 @@ class Network(nn.Module):
             model.load_state_dict(ckpt["state_dict"])
         except (TypeError, RuntimeError, json.JSONDecodeError) as err:
             raise ValueError(f"checkpoint {str(path)!r} does not fit {klass.__name__}: {err}") from None
+        if ckpt.get("trained_on"):
+            try:
+                model.trained_on = json.loads(ckpt["trained_on"])
+            except (TypeError, json.JSONDecodeError):
+                log.warning("checkpoint %s: unreadable 'trained_on' record ignored", path)
         if map_location is not None:
             model.to(map_location)
         log.debug("loaded %s from %s (pdeinv %s)", klass.__name__, path, ckpt.get("pdeinv_version"))

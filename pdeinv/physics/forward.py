@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pdeinv._validation import check_finite
+from pdeinv.physics.noise import weighting_noise
 
 
 def _same_grid(a, b) -> bool:
@@ -28,8 +29,10 @@ class ForwardModel(nn.Module):
     ``problem``: an ``nn.Module`` with ``problem(m) -> u`` and a ``grid``
     (the grid of ``m``; a ``state_grid`` attribute, if present, is the grid of
     ``u``).  ``observation``: a linear ``Observation`` on the state grid.
-    ``noise``: e.g. ``GaussianNoise(relative=0.01)``; ``None`` means exact data
-    (the misfit then uses unit weights).
+    ``noise``: e.g. ``GaussianNoise(relative=0.01)``; ``None`` (or a zero noise
+    level) means exact data: ``fwd(m)`` adds no noise, and the misfit weights the data
+    as 1 % relative noise (``pdeinv.physics.noise.DEFAULT_RELATIVE_NOISE``), which
+    ``noise_assumed`` states and solvers record in ``result.info["noise_assumed"]``.
     """
 
     def __init__(self, problem: nn.Module, observation: nn.Module, noise: Optional[nn.Module] = None):
@@ -53,8 +56,24 @@ class ForwardModel(nn.Module):
         """Grid of the state ``u``."""
         return getattr(self.problem, "state_grid", None) or self.grid
 
+    def check_unknown(self, m: torch.Tensor, name: str = "m") -> torch.Tensor:
+        """Raise a clear error unless ``m`` is a real floating-point ``(B, C, *grid)`` tensor on this
+        model's grid (``TypeError`` for the wrong kind of values, ``ValueError`` for the wrong shape)."""
+        grid = self.grid
+        shape = tuple(grid.shape) if grid is not None else None
+        expected = f"(B, C, {', '.join(map(str, shape))})" if shape is not None else "(B, C, *grid)"
+        if not torch.is_tensor(m):
+            raise TypeError(f"{name} must be a torch.Tensor of shape {expected}; got {type(m).__name__}")
+        if m.is_complex() or not m.is_floating_point():
+            raise TypeError(f"{name} has dtype {m.dtype}; expected real floating-point values (float64 for "
+                            f"classical solves, float32 for networks) of shape {expected}")
+        if shape is not None and (m.dim() != 2 + len(shape) or tuple(m.shape[2:]) != shape):
+            raise ValueError(f"{name} has shape {tuple(m.shape)}; expected {expected} on this forward model's grid")
+        return m
+
     def solve(self, m: torch.Tensor) -> torch.Tensor:
         """State ``u = F(m)``."""
+        self.check_unknown(m)
         return self.problem(m)
 
     def A(self, m: torch.Tensor) -> torch.Tensor:
@@ -69,15 +88,27 @@ class ForwardModel(nn.Module):
             return y
         return self.noise(y, seed=seed, generator=generator)
 
+    @property
+    def noise_assumed(self) -> Optional[str]:
+        """Why the misfit weights are an assumption (exact data, see :mod:`pdeinv.physics.noise`), or None."""
+        return weighting_noise(self.noise)[1]
+
     def noise_std(self, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample noise std broadcastable to ``y`` (ones without a noise model)."""
-        if self.noise is None:
-            return torch.ones((y.shape[0],) + (1,) * (y.dim() - 1), dtype=y.dtype, device=y.device)
-        s = self.noise.std(y)
-        return torch.where(s > 0, s, torch.ones_like(s))  # exact data: unit weights
+        """Per-sample noise std broadcastable to ``y``: the noise model's, or for exact data (no noise model,
+        or a zero level) 1 % of the RMS of ``y`` (ones where ``y`` is all zeros)."""
+        s = weighting_noise(self.noise)[0].std(y)
+        return torch.where(s > 0, s, torch.ones_like(s))
 
     def check_observations(self, y: torch.Tensor) -> torch.Tensor:
         """Raise a clear error if ``y`` does not fit this model's observation operator."""
+        if not torch.is_tensor(y):
+            raise TypeError(f"observations y must be a torch.Tensor (B, C, P); got {type(y).__name__}")
+        if y.is_complex() or not y.is_floating_point():
+            raise TypeError(f"observations y have dtype {y.dtype}; expected real floating-point values "
+                            "(e.g. y.double())")
+        if y.dim() < 2:
+            raise ValueError(f"observations y have shape {tuple(y.shape)}; expected a batch (B, C, P) as fwd(m) "
+                             f"returns it (one set of P values: y.reshape(1, 1, -1))")
         check_finite(y, "observations y")
         n_obs = getattr(self.observation, "n_obs", None)
         if n_obs is not None and y.shape[-1] != n_obs:

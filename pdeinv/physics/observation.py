@@ -36,10 +36,16 @@ class Observation(nn.Module):
     def _check_input(self, u: torch.Tensor) -> None:
         shape = tuple(self.grid.shape)
         nd = len(shape)
-        if not torch.is_tensor(u) or u.dim() < nd + 1 or tuple(u.shape[-nd:]) != shape:
-            got = tuple(u.shape) if torch.is_tensor(u) else type(u).__name__
+        if not torch.is_tensor(u):
+            raise TypeError(f"{type(self).__name__} observes a torch.Tensor (B, C, {', '.join(map(str, shape))}); "
+                            f"got {type(u).__name__}")
+        if u.dim() >= nd and tuple(u.shape[-nd:]) == shape and u.dim() < nd + 1:
             raise ValueError(
-                f"{type(self).__name__} was built for a grid of shape {shape}; got a field of shape {got}. "
+                f"{type(self).__name__} observes fields with leading axes, (B, C, {', '.join(map(str, shape))}); "
+                f"got a bare field of shape {tuple(u.shape)}: add them, e.g. u[None, None]")
+        if u.dim() < nd + 1 or tuple(u.shape[-nd:]) != shape:
+            raise ValueError(
+                f"{type(self).__name__} was built for a grid of shape {shape}; got a field of shape {tuple(u.shape)}. "
                 "The observation and the problem must share the same grid."
             )
 

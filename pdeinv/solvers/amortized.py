@@ -29,6 +29,10 @@ class Amortized(InverseSolver):
 
     name = "amortized"
 
+    def uses_noise_weights(self, fwd) -> bool:
+        """An inverse operator maps y to m directly: no misfit is weighted by the noise level."""
+        return False
+
     def __init__(self, model: torch.nn.Module, state: bool = False, batch_size: Optional[int] = None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Amortized needs a trained inverse operator (torch.nn.Module); got {type(model).__name__}")

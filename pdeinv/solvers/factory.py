@@ -71,17 +71,52 @@ def _grid_shape(task, res):
     return tuple(task.grid(res or task.default_res).shape)
 
 
-def check_model_grid(model, task, res) -> None:
-    """Refuse a network whose config records a training grid (``grid_shape``) other than the task's grid
-    at ``res``: such networks (the sparse baselines, DeepONet) are tied to the grid they were trained on."""
-    shape = _grid_shape(task, res)
+#: config entries that tie a network to one grid (its input or output size is built in)
+FIXED_GRID_KEYS = ("grid_shape", "out_size")
+
+
+def _trained_grid(model):
+    """``(shape, fixed, where)``: the grid the model was trained on, whether it is tied to it, and where
+    that was read; ``(None, False, None)`` when the model records no grid."""
     cfg = getattr(model, "config", None)
-    if shape is None or not isinstance(cfg, dict) or cfg.get("grid_shape") is None:
-        return
-    trained = tuple(int(s) for s in cfg["grid_shape"])
-    if trained != shape:
-        raise ValueError(f"the model {type(model).__name__} was trained on a {trained} grid; the task's grid at "
+    if isinstance(cfg, dict):
+        for key in FIXED_GRID_KEYS:
+            if cfg.get(key) is not None:
+                v = cfg[key]
+                shape = tuple(int(s) for s in (v if isinstance(v, (list, tuple)) else (v, v)))
+                return shape, True, f"its config ({key})"
+    rec = getattr(model, "trained_on", None)
+    g = rec.get("grid") if isinstance(rec, dict) else None
+    if isinstance(g, dict) and g.get("n") is not None:
+        n = g["n"]
+        return tuple(int(s) for s in (n if isinstance(n, (list, tuple)) else (n,))), False, "its training record"
+    return None, False, None
+
+
+def check_model_grid(model, task, res) -> Optional[str]:
+    """Compare the grid a trained network was trained on with the task's grid at ``res``.
+
+    A network tied to its grid (a ``grid_shape`` or ``out_size`` in its config: the sparse baselines,
+    DeepONet, NIO, ViTO, U-Net) is refused on another grid (``ValueError``).  Otherwise the grid comes
+    from the checkpoint's training record (``model.trained_on``, written by ``pdeinv train``): a
+    resolution-free operator (FNO, the UNO denoiser) may run on another grid, which is logged as a
+    warning and returned as a note (``build`` puts it in ``result.info["model_grid"]``).  ``None``
+    when the grids agree or the model records none.
+    """
+    shape = _grid_shape(task, res)
+    if shape is None:
+        return None
+    trained, fixed, where = _trained_grid(model)
+    if trained is None or trained == shape:
+        return None
+    name = type(model).__name__
+    if fixed:
+        raise ValueError(f"the model {name} was trained on a {trained} grid ({where}); the task's grid at "
                          f"res={res} is {shape}. Give --res {trained[0]} or a model trained at this resolution")
+    note = (f"the model {name} was trained on a {trained} grid and runs on {shape} (res={res}): a "
+            "resolution-free operator, but expect larger errors than on its training grid")
+    log.warning(note)
+    return note
 
 
 # ----------------------------------------------------------------------------- per-method builders
@@ -201,8 +236,7 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
     if model is not None and name not in NEEDS_MODEL:
         raise ValueError(f"method {name!r} takes no trained model; methods that do: {sorted(NEEDS_MODEL)}")
     model = load_model(model, device)
-    if model is not None:
-        check_model_grid(model, task, res)
+    grid_note = check_model_grid(model, task, res) if model is not None else None
     builder = BUILDERS.get(name)
     options = dict(options)
     if builder is None:
@@ -216,4 +250,6 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
             cls = SOLVERS[name]
             params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
             raise ValueError(f"bad option for method {name!r}: {err}; its options are {params}") from None
+    if grid_note:
+        solver.model_grid = grid_note          # InverseSolver.__call__ records it in result.info
     return solver

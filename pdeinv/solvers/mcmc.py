@@ -45,7 +45,8 @@ Chains are batched (all chains and all problems of ``y`` in one forward call per
 step), or run as separate ``dask.delayed`` tasks (``parallel="dask"``, on a
 ``dask.distributed`` ``client`` if given).  Every chain has its own random
 stream (``numpy.random.SeedSequence(seed).spawn``), so the two modes give the
-same chains.
+same chains; each problem of a batch runs its chains on its own copy of those
+streams, so a problem gets the same chains (and answer) in a batch as alone.
 """
 from __future__ import annotations
 
@@ -153,14 +154,16 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
     K, B = len(seeds), y.shape[0]
     dtype, device = (y.dtype if y.is_floating_point() else torch.float64), y.device
     coeff = tuple(prior.coeff_shape)
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    # one stream per (chain, problem), chain-major, each seeded with its chain's seed: a problem's chains are
+    # the same whatever else is in the batch (a batch gives each problem the answer it gets alone)
+    gens = [torch.Generator().manual_seed(s) for s in seeds for _ in range(B)]
 
     def normal():
-        return torch.cat([torch.randn((B, 1) + coeff, generator=g, dtype=torch.float64) for g in gens]) \
+        return torch.cat([torch.randn((1, 1) + coeff, generator=g, dtype=torch.float64) for g in gens]) \
             .to(dtype=dtype, device=device)
 
     def uniform():
-        return torch.cat([torch.rand(B, generator=g, dtype=torch.float64) for g in gens]).to(device)
+        return torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens]).to(device)
 
     def field(xi):
         m = prior.color(xi)

@@ -65,6 +65,10 @@ class DiffusionPosteriorSolver(InverseSolver):
     """
 
     name = "diffusion"
+
+    def uses_noise_weights(self, fwd) -> bool:
+        """Without a noise model the guidance treats the data as exact (zero std), not as 1 % noise."""
+        return getattr(fwd, "noise", None) is not None
     default_steps = 50
 
     def __init__(self, prior, mode: str = "inverse", physics: str = "residual", n_samples: int = 8,

@@ -161,6 +161,10 @@ class PINN(InverseSolver):
 
     name = "pinn"
 
+    def uses_noise_weights(self, fwd) -> bool:
+        """Without a noise model the PINN trusts the data to 0.1 % of their RMS (see ``obs_weight``)."""
+        return getattr(fwd, "noise", None) is not None
+
     def __init__(self, scalars: Optional[Dict[str, float]] = None, known: Optional[dict] = None,
                  layers: Sequence[int] = (40, 40, 40), activation: str = "tanh",
                  initializer: str = "Glorot normal", adam_iters: int = 3000, lr: float = 1e-3,
