@@ -165,7 +165,8 @@ def test_batch_gets_the_answer_of_each_problem_alone():
     prior, fwd, y, _ = _linear_task(n=3, task="helmholtz")
     task = TASKS["darcy"]
     grid, prob = task.make(16)
-    dfwd = pi.ForwardModel(prob, pi.PointObservation.random(grid, fraction=0.1, seed=0), pi.GaussianNoise(relative=0.01))
+    dfwd = pi.ForwardModel(prob, pi.PointObservation.random(grid, fraction=0.1, seed=0),
+                           pi.GaussianNoise(relative=0.01))
     dy = dfwd(task.sample_m(grid, 2, seed=1), seed=2)
     for solver, yy, ff in ((MAP(prior=prior, gtol=1e-8), y, fwd), (MAP(prior=prior, method="newton-cg"), y, fwd),
                            (MAP(**{**task.map_options, "max_iter": 30}), dy, dfwd)):

@@ -2,7 +2,8 @@ r"""Exact Gaussian posterior of a linear forward model with a Gaussian-random-fi
 
 Model.  :math:`y = \mathcal A m + e`, :math:`e \sim N(0, \Gamma)`, :math:`\Gamma = \mathrm{diag}(s^2)` (``fwd.noise``:
 ``GaussianNoise(sigma=)`` or ``(relative=)``, the latter's :math:`s` computed from the observed ``y``, as in
-MAP's misfit; exact data are weighted by the package's rule, ``fwd.noise_std``), :math:`m \sim N(\mu, C)` (``GaussianRandomField`` / ``LawPrior`` on ``fwd.grid``).
+MAP's misfit; exact data are weighted by the package's rule, ``fwd.noise_std``), :math:`m \sim N(\mu, C)`
+(``GaussianRandomField`` / ``LawPrior`` on ``fwd.grid``).
 :math:`\mathcal A = \mathcal O\mathcal F` must be linear in :math:`m` (Poisson or Helmholtz with the source
 as the unknown and zero boundary data; forward mode's identity map :math:`\mathcal F(m) = m`).
 
@@ -74,7 +75,7 @@ class PosteriorResult(InverseResult):
 
 
 class GaussianField:
-    r"""A Gaussian posterior on ``m``: :math:`m = T(\mu + C^{1/2} z)`, :math:`z \sim N(\bar z, H^{-1})` (``T = I`` here).
+    r"""A Gaussian posterior: :math:`m = T(\mu + C^{1/2} z)`, :math:`z \sim N(\bar z, H^{-1})` (``T = I`` here).
 
     ``coords``: :class:`~pdeinv.solvers.lowrank.WhitenedCoordinates`; ``gauss``: the
     :class:`~pdeinv.solvers.lowrank.LowRankGaussian` in ``z``; ``zshape = (C, *coeff_shape)``.
@@ -136,7 +137,8 @@ def noise_std(fwd, y: torch.Tensor, noise=None, who: str = "GaussianPosterior") 
 
 
 def check_linear(fwd, field, channels: int, seed: int = 0, tol: float = 1e-8) -> float:
-    r"""Random linearity probe of ``fwd.A``: :math:`\mathcal A(0) = 0` and :math:`\mathcal A(ax+by) = a\mathcal A x + b\mathcal A y`.
+    r"""Random linearity probe of ``fwd.A``:
+    :math:`\mathcal A(0) = 0` and :math:`\mathcal A(ax+by) = a\mathcal Ax + b\mathcal Ay`.
 
     ``x, y`` are centred prior draws, ``a, b`` random scalars.  Returns the relative defect; raises
     ``ValueError`` when it exceeds ``tol`` (or when the model cannot even be evaluated there).
@@ -202,7 +204,8 @@ class GaussianPosterior(InverseSolver):
             raise ValueError("need n_samples >= 0, oversampling >= 0, max_rank >= 1, block_size >= 1")
         self.prior, self.n_samples, self.rank, self.oversampling = prior, int(n_samples), rank, int(oversampling)
         self.max_rank, self.power_iterations, self.noise = int(max_rank), power_iterations, noise
-        self.channels, self.block_size, self.cg_rtol, self.cg_max_iter = int(channels), int(block_size), cg_rtol, cg_max_iter
+        self.channels, self.block_size = int(channels), int(block_size)
+        self.cg_rtol, self.cg_max_iter = float(cg_rtol), int(cg_max_iter)
         self.check_linearity, self.linearity_tol = check_linearity, float(linearity_tol)
         self.compute_state, self.seed = compute_state, seed
 
@@ -274,12 +277,14 @@ class GaussianPosterior(InverseSolver):
                 "noise_std": _per_b([float(v) for v in s.flatten(1)[:, 0]], B) if scalar else None,
                 "linearity_defect": defect, "n_samples": self.n_samples, "seed": seed, "wall_time": wall,
                 **{key: _per_b(val, B) for key, val in stats.items()}}
-        log.info("GaussianPosterior: rank %d (n_obs %d), CG %s iterations, %.2f s", k, n_obs, info["cg_iterations"], wall)
+        log.info("GaussianPosterior: rank %d (n_obs %d), CG %s iterations, %.2f s", k, n_obs,
+                 info["cg_iterations"], wall)
         return PosteriorResult(m=mean, u=u, samples=samples, info=info, grid=grid, pointwise_std=std, posterior=posts)
 
 
 def posterior_std(posts, coords: WhitenedCoordinates, zshape, block_size: int = 256) -> torch.Tensor:
-    r"""Pointwise std of ``m`` for each :class:`GaussianField` (linear ``T``): :math:`\sqrt{C_{xx} - \sum_i d_i (C^{1/2}v_i)_x^2}`.
+    r"""Pointwise std of ``m`` per :class:`GaussianField` (linear ``T``):
+    :math:`\sqrt{C_{xx} - \sum_i d_i (C^{1/2}v_i)_x^2}`.
 
     Problems that share ``V`` share the products :math:`C^{1/2}v_i` (computed once, in blocks).  ``(B, C, *grid)``.
     """

@@ -9,7 +9,8 @@ log-normal field such as a log-permeability; also the default for a ``LawPrior(t
 **The Gaussian lives in the whitened latent coordinates** ``z``:
 
 .. math::  z \mid y \approx N\big(z^\ast, H^{-1}\big), \qquad
-           H = I + \tilde J^T\Gamma^{-1}\tilde J, \qquad \tilde J = \partial_z\mathcal A(T(\mu + C^{1/2}z))\big|_{z^\ast},
+           H = I + \tilde J^T\Gamma^{-1}\tilde J, \qquad
+           \tilde J = \partial_z\mathcal A(T(\mu + C^{1/2}z))\big|_{z^\ast},
 
 with :math:`z^\ast` the MAP point (found by :class:`~pdeinv.solvers.map.MAP` in these coordinates, Newton--CG
 by default, or given) and :math:`H` the Gauss--Newton Hessian, applied matrix-free through
@@ -21,7 +22,8 @@ Consequently
 * ``result.m`` is :math:`T(\xi^\ast)`, the MAP point (for ``T = I`` it is also the Gaussian's mean);
 * ``result.std`` is the exact pointwise std for ``T = I``, else the std of the mapped samples;
   ``result.latent_std`` is the exact pointwise std of :math:`\xi`;
-* ``info["log_evidence"]`` is the Laplace estimate :math:`-J(z^\ast) - \tfrac12\log\det H - \tfrac12\sum_j\log 2\pi s_j^2`
+* ``info["log_evidence"]`` is the Laplace estimate
+  :math:`-J(z^\ast) - \tfrac12\log\det H - \tfrac12\sum_j\log 2\pi s_j^2`
   (exact for a linear problem with ``T = I``: :class:`GaussianPosterior`'s value).
 
 For a linear forward model and ``T = I`` this is the exact posterior (the test suite checks it against
@@ -74,7 +76,8 @@ class Laplace(InverseSolver):
         (:func:`~pdeinv.solvers.lowrank.randomized_gram_eigh`; rank default: the number of observations,
         capped by ``max_rank``, which the Gauss--Newton misfit Hessian never exceeds; power iterations default
         0 when that rank is reached, else 1).
-    noise : a noise model whose ``std(y)`` overrides ``fwd.noise_std(y)``.  channels, block_size, compute_state, seed : as in GaussianPosterior.
+    noise : a noise model whose ``std(y)`` overrides ``fwd.noise_std(y)``.
+    channels, block_size, compute_state, seed : as in :class:`GaussianPosterior`.
 
     The call takes ``m_map=`` (a ``(B|1, C, *grid)`` tensor or an ``InverseResult``) to centre the
     Gaussian at a given point instead of running MAP.  ``result.info``: ``gaussian_in`` (the coordinates),
@@ -95,7 +98,8 @@ class Laplace(InverseSolver):
         for key in ("prior", "bounds", "positive", "whiten", "channels"):
             if key in self.map_options:
                 raise ValueError(f"map_options may not set {key!r}: Laplace fixes the coordinates of the inner MAP")
-        self.n_samples, self.rank, self.oversampling, self.max_rank = int(n_samples), rank, int(oversampling), int(max_rank)
+        self.n_samples, self.rank = int(n_samples), rank
+        self.oversampling, self.max_rank = int(oversampling), int(max_rank)
         self.power_iterations, self.noise, self.channels = power_iterations, noise, int(channels)
         self.block_size, self.compute_state, self.seed = int(block_size), compute_state, seed
 

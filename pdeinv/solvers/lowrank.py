@@ -323,7 +323,8 @@ class Linearization:
         return torch.autograd.grad(out, X, w, retain_graph=True)[0]
 
     def adjoint_test(self, seed: int = 0) -> float:
-        r"""Relative mismatch :math:`|\langle w, Jv\rangle - \langle J^Tw, v\rangle| / (\|w\|\|Jv\| + \|J^Tw\|\|v\|)`."""
+        r"""Relative mismatch of the dot-product test,
+        :math:`|\langle w, Jv\rangle - \langle J^Tw, v\rangle| / (\|w\|\|Jv\| + \|J^Tw\|\|v\|)`."""
         g = torch.Generator().manual_seed(seed)
         v = torch.randn(self.m0.shape, generator=g, dtype=self.m0.dtype).to(self.m0.device)
         Jv = self.jvp(v)
@@ -368,7 +369,7 @@ def misfit_hessian(lin: Linearization, coords: WhitenedCoordinates, z0: torch.Te
 def randomized_gram_eigh(G: Operator, Gt: Operator, n: int, p: int, k: int, *, power_iterations: int = 0,
                          block_size: Optional[int] = None, generator: Optional[torch.Generator] = None,
                          dtype=torch.float64, device=None):
-    r"""Dominant eigenpairs of :math:`H = G^TG` (``G``: :math:`\mathbb R^n \to \mathbb R^p`) by a randomized SVD of ``G``.
+    r"""Dominant eigenpairs of :math:`H = G^TG` (``G``: :math:`\mathbb R^n \to \mathbb R^p`), by a randomized SVD.
 
     Range finder on :math:`G^T`: :math:`Y = G^T\Omega`, :math:`\Omega \in \mathbb R^{p\times k}` Gaussian
     (``k`` = rank + oversampling, at most ``p``: :math:`G^T` has rank ``<= p``, so ``k = p`` captures it

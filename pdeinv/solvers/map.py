@@ -190,7 +190,8 @@ class MAP(InverseSolver):
     max_iter : outer iterations (L-BFGS or Newton).  gtol : relative gradient-norm tolerance.
     tol : stop (not converged) when the objective changes by less than ``tol`` (relative) in an iteration.
     history_size : L-BFGS memory (default ``min(n_obs + 10, 200)`` in whitened coordinates, where the Hessian is
-        the identity plus a term of rank <= n_obs that a long memory captures, else 20).  cg_max_iter : CG iterations per Newton step.
+        the identity plus a term of rank <= n_obs that a long memory captures, else 20).
+    cg_max_iter : CG iterations per Newton step.
     channels : number of channels of ``m`` (default 1).  verbose : progress bar over iterations.
 
     ``result.info``: ``converged`` (every problem reached ``gtol``), ``converged_per_sample``, ``iterations``,
@@ -236,7 +237,8 @@ class MAP(InverseSolver):
             return WhitenedPrior(field, Parametrisation(positive=True) if transform == "log" else None, self.weight)
         return ParamCoordinates(self.param, prior, self.weight)
 
-    def objective(self, m: torch.Tensor, y: torch.Tensor, fwd, prior) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def objective(self, m: torch.Tensor, y: torch.Tensor, fwd,
+                  prior) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(total, misfit, prior_term)`` in the raw coordinates, each summed over the batch."""
         misfit = fwd.misfit(m, y).sum()
         reg = -self.weight * prior.log_prob(m).sum() if prior is not None and self.weight > 0 else m.new_zeros(())
