@@ -11,6 +11,8 @@ method              what the task and the model give it
 ``amortized``       a trained *inverse* operator ``y -> m`` (``model``)
 ``fundps``,         a trained EDM denoiser of the joint field (``model``); the task's bounds as
 ``diffusionpde``    ``clip``; ``problem.slice_residual`` as the PDE term where the problem has one
+``gaussian``        the task's Gaussian law as prior (linear tasks: poisson, helmholtz; forward mode)
+``laplace``         the task's Gaussian MAP prior (and bounds)
 ``pinn``            the task's bounds as ``field_bounds``
 ``mcmc``            the Gaussian field behind the task's law and its transform (``task.latent``)
 ``mcmc-2level``     the same, plus a trained forward surrogate (``model``) as the screen
@@ -150,6 +152,32 @@ def _diffusion_builder(name: str):
     return builder
 
 
+def _gaussian_prior_of(task):
+    """The task's Gaussian MAP prior (a ``LawPrior``/GRF object), or None where it has a TV/H1 prior."""
+    prior = task.map_options.get("prior") if task is not None else None
+    return None if prior is None or isinstance(prior, str) else prior
+
+
+def _build_gaussian(task, res, mode, model, options):
+    from pdeinv.solvers.gaussian import GaussianPosterior
+    d = {}
+    prior = _gaussian_prior_of(task)
+    if prior is not None:
+        d["prior"] = prior       # a task without a Gaussian law (darcy: TV) is refused when called
+    return GaussianPosterior(**{**d, **options})
+
+
+def _build_laplace(task, res, mode, model, options):
+    from pdeinv.solvers.laplace import Laplace
+    d: Dict[str, Any] = {}
+    prior = _gaussian_prior_of(task)
+    if prior is not None:
+        d["prior"] = prior
+        if "bounds" in task.map_options:
+            d["bounds"] = tuple(task.map_options["bounds"])
+    return Laplace(**{**d, **options})
+
+
 def _build_pinn(task, res, mode, model, options):
     from pdeinv.solvers.pinn import PINN
     d = {}
@@ -196,6 +224,8 @@ BUILDERS: Dict[str, Callable] = {
     "amortized": _build_amortized,
     "fundps": _diffusion_builder("fundps"),
     "diffusionpde": _diffusion_builder("diffusionpde"),
+    "gaussian": _build_gaussian,
+    "laplace": _build_laplace,
     "pinn": _build_pinn,
     "mcmc": _mcmc_builder(False),
     "mcmc-2level": _mcmc_builder(True),
