@@ -1,6 +1,5 @@
 """Neural-operator surrogates: learning, checkpoints, gradients through SurrogateForward,
 sparse baselines and surrogate-accelerated MAP."""
-import math
 
 import pytest
 import torch
@@ -40,8 +39,23 @@ def trained_fno(darcy16):
     return model, hist
 
 
-def test_fno_beats_dataset_mean_on_held_out_darcy(darcy16, trained_fno):
-    """Seeded: 25 epochs on 160 samples; the held-out relative L2 error is a fraction of the mean predictor's."""
+def _best_linear_map_error(x_train, y_train, x_test, y_test, lams=(1e1, 1e2, 1e3, 1e4, 1e5)):
+    """Held-out relative L2 error of the best ridge-regularised affine map x -> y fitted to the same training pairs
+    (centred, unpenalised intercept); the ridge weight is picked on the test set itself, so the baseline is
+    optimistic."""
+    xm, ym = x_train.flatten(1).mean(0), y_train.flatten(1).mean(0)
+    X, Y = x_train.flatten(1) - xm, y_train.flatten(1) - ym
+    errs = []
+    for lam in lams:
+        W = torch.linalg.solve(X.T @ X + lam * torch.eye(X.shape[1], dtype=X.dtype), X.T @ Y)
+        pred = ((x_test.flatten(1) - xm) @ W + ym).reshape(y_test.shape)
+        errs.append(float(relative_l2(pred, y_test).mean()))
+    return min(errs)
+
+
+def test_fno_beats_dataset_mean_and_best_linear_map_on_held_out_darcy(darcy16, trained_fno):
+    """Seeded: 25 epochs on 160 samples.  On the 100 held-out pairs the FNO beats the dataset-mean predictor by 4x
+    and the best (ridge, oracle weight) affine map fitted to the same 160 pairs: a -> u is nonlinear."""
     _, _, a, u = darcy16
     model, hist = trained_fno
     with torch.no_grad():
@@ -50,32 +64,42 @@ def test_fno_beats_dataset_mean_on_held_out_darcy(darcy16, trained_fno):
     err = float(relative_l2(pred, u[160:]).mean())
     mean_pred = u[:160].mean(0, keepdim=True).expand_as(u[160:])
     err_mean = float(relative_l2(mean_pred, u[160:]).mean())
-    assert err_mean > 0.2                          # the trivial predictor is 25 % off
-    assert err < 0.065, err                        # measured 4.6 %
-    assert err < 0.25 * err_mean
+    err_linear = _best_linear_map_error(a[:160], u[:160], a[160:], u[160:])
+    assert err < 0.25 * err_mean, (err, err_mean)
+    assert err < 0.8 * err_linear, (err, err_linear)
     assert min(hist["val_loss"]) < 0.25 * hist["val_loss"][0]
 
 
 def test_operators_learn_1d_smoothing_operator():
-    r"""FNO (1-D) and DeepONet learn u = (-d^2/dx^2 + 1)^{-1} m on a periodic grid (exact in Fourier space)."""
+    r"""FNO (1-D) and DeepONet learn u = (1 - (2\pi)^{-2} d^2/dx^2)^{-1} m on a periodic grid of [0, 1) (exact in
+    Fourier space: mode j is divided by 1 + j^2), from 200 pairs, judged on 50 held-out ones.
+
+    The baselines are the trivial predictors, computed here on the same held-out pairs: the dataset mean, the
+    identity u = m, and the spatial mean of m (exact for mode 0, which the operator leaves unchanged).  With the
+    unit-length operator (-d^2/dx^2 + 1)^{-1} mode 1 is already divided by 40, the spatial mean of m is within 2 %
+    of u and the test would say nothing; here it is ~30 % off, and each network must halve the best baseline's error.
+    """
     from pdeinv.physics import GaussianRandomField
     grid = Grid1D(64, bc="periodic")
     m = GaussianRandomField(grid, alpha=1.5, tau=3.0).sample(250, seed=1)
-    k = torch.fft.rfftfreq(64, d=1.0 / 64) * 2 * math.pi
-    u = torch.fft.irfft(torch.fft.rfft(m, dim=-1) / (k ** 2 + 1.0), n=64, dim=-1)
+    j = torch.fft.rfftfreq(64, d=1.0 / 64)                      # integer wavenumbers 0..32
+    u = torch.fft.irfft(torch.fft.rfft(m, dim=-1) / (j ** 2 + 1.0), n=64, dim=-1)
     x, y = m.float(), u.float()
     errs = {}
     for name, model, lr, epochs in [
             ("fno", FNO(n_modes=(16,), hidden_channels=16, n_layers=2, seed=0), 5e-3, 12),
-            ("deeponet", DeepONet((64,), branch_layers=[64], trunk_layers=[64], width=32, seed=0), 2e-3, 40)]:
+            ("deeponet", DeepONet((64,), branch_layers=[64], trunk_layers=[64], width=32, seed=0), 2e-3, 80)]:
         model.fit_normalizers(x[:200], y[:200])
         train(model, TensorDataset(x[:200], y[:200]), epochs=epochs, batch_size=25, lr=lr, seed=0, verbose=False)
         with torch.no_grad():
             errs[name] = float(relative_l2(model(x[200:]), y[200:]).mean())
-    mean_err = float(relative_l2(y[:200].mean(0, keepdim=True).expand_as(y[200:]), y[200:]).mean())
-    assert mean_err > 0.9
-    assert errs["fno"] < 0.08, errs                # measured 5.3 %
-    assert errs["deeponet"] < 0.08, errs           # measured 5.4 % (relu; 2.8 % with gelu here)
+    yt = y[200:]
+    baselines = {"dataset mean": y[:200].mean(0, keepdim=True).expand_as(yt), "identity": x[200:],
+                 "spatial mean of m": x[200:].mean(-1, keepdim=True).expand_as(yt)}
+    base = {k: float(relative_l2(v, yt).mean()) for k, v in baselines.items()}
+    best = min(base.values())
+    assert errs["fno"] < 0.5 * best, (errs, base)
+    assert errs["deeponet"] < 0.5 * best, (errs, base)
 
 
 @pytest.mark.parametrize("kind", ["fno", "deeponet", "sparse"])
@@ -206,9 +230,14 @@ def test_surrogate_map_then_refinement_on_simulator(darcy16, trained_fno):
         mis_start = float(fwd.misfit(torch.full_like(a_true, 7.5), y))
         mis_sur = float(fwd.misfit(res.m_surrogate, y))
         mis_ref = float(fwd.misfit(res.m, y))
-    # measured: 15600 at the start, 265 through the FNO, 77 after refinement (40 at the truth, 64 points)
-    assert mis_sur < 0.03 * mis_start, (mis_sur, mis_start)    # the surrogate alone nearly fits the data
+    # baseline: the data-blind start (the constant 7.5 between the two phases); at the truth the misfit is
+    # ~ n_obs / 2 = 32 (chi-square), far below either
+    assert mis_sur < 0.03 * mis_start, (mis_sur, mis_start)    # the surrogate alone explains 97 % of the misfit
     assert mis_ref < 0.5 * mis_sur, (mis_ref, mis_sur)         # simulator steps remove the model error
+    # classification error against the data-blind guess: the best constant field misclassifies the minority phase
+    frac = float((a_true >= 7.5).double().mean())
+    blind = min(frac, 1 - frac)
     err_sur, err_ref = float(error_rate(res.m_surrogate, a_true)), float(error_rate(res.m, a_true))
-    assert err_ref < 0.2 and err_ref <= err_sur, (err_sur, err_ref)   # measured 16 % -> 13 % of pixels at 16^2
+    assert err_sur < 0.5 * blind and err_ref < 0.5 * blind, (err_sur, err_ref, blind)
+    assert err_ref <= err_sur, (err_sur, err_ref)
     assert res.history["stage"][0] == 0 and res.history["stage"][-1] == 1
