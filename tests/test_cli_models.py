@@ -47,11 +47,12 @@ def _result(path):
         return torch.as_tensor(np.asarray(r["m"].values)).reshape(1, 1, RES, RES)
 
 
-def test_train_fno_then_surrogate_map_from_the_cli(darcy_data, tmp_path):
+@pytest.mark.parametrize("operator", ["fno", "deeponet"])
+def test_train_surrogate_then_surrogate_map_from_the_cli(darcy_data, tmp_path, operator):
     d, data = darcy_data
-    ckpt = tmp_path / "fno.pt"
-    assert main(["train", "fno", "--data", str(data), "--mode", "forward", "--epochs", "15", "--width", "12",
-                 "--modes", "6", "--batch-size", "8", "-o", str(ckpt), "--quiet"]) == 0
+    ckpt = tmp_path / f"{operator}.pt"
+    assert main(["train", operator, "--data", str(data), "--mode", "forward", "--epochs", "15", "--width", "12",
+                 "--modes", "6", "--layers", "3", "--batch-size", "8", "-o", str(ckpt), "--quiet"]) == 0
     a, obs, fwd, y, obs_path = _observe(d, 0.3, seed=7)
     out = tmp_path / "sm.nc"
     rc = main(["invert", "darcy", "--obs", str(obs_path), "--method", "surrogate-map", "--model", str(ckpt),
