@@ -17,18 +17,25 @@ from pdeinv.tasks.time_dependent import NS_LAW, LawPrior
 
 
 def test_w0_from_dense_noise_free_observations_of_w_at_small_T():
+    """Baseline: the identity guess w0 = w(T) (the dense observation itself), ~14 % off at T = 0.2."""
     task = get_task("ns")
     grid = task.grid(16)
     w_true = task.sample_m(grid, 2, seed=0)
     problem = task.problem(grid, record_times=0.2, dt=0.02)          # the benchmark flow, short horizon
     fwd = ForwardModel(problem, MaskObservation(grid, torch.ones(16, 16, dtype=torch.bool)))
-    result = MAP(prior=None, max_iter=60)(fwd(w_true), fwd)
+    y = fwd(w_true)
+    identity = relative_l2(y.reshape(w_true.shape), w_true)
+    result = MAP(prior=None, max_iter=60)(y, fwd)
     err = relative_l2(result.m, w_true)
-    assert float(err.max()) < 0.05, err
-    # with 1 % noise, the task's own MAP options (GRF prior of the law) still recover it
+    # exact data of a well-conditioned map: recovered to optimiser tolerance, 1000x below the identity's error
+    assert bool((err < 1e-3 * identity).all()), (err, identity)
+    # with 1 % noise, the task's own MAP options (GRF prior of the law) still recover it: at least halves the error
+    # of the identity guess on the noisy data
     fwd = ForwardModel(problem, MaskObservation(grid, torch.ones(16, 16, dtype=torch.bool)), GaussianNoise(relative=0.01))
-    result = MAP(**{**task.map_options, "max_iter": 60})(fwd(w_true, seed=1), fwd)
-    assert float(relative_l2(result.m, w_true).max()) < 0.05
+    y = fwd(w_true, seed=1)
+    identity = relative_l2(y.reshape(w_true.shape), w_true)
+    err = relative_l2(MAP(**{**task.map_options, "max_iter": 60})(y, fwd).m, w_true)
+    assert bool((err < 0.5 * identity).all()), (err, identity)
 
 
 @pytest.mark.parametrize("unknown,true,start", [("viscosity", 0.01, 0.003), ("amplitude", 1.0, 0.2)])
@@ -46,7 +53,13 @@ def test_scalar_from_sparse_observations_over_time(unknown, true, start):
     solver = MAP(prior=None, positive=(unknown == "viscosity"), m0=torch.full((1, 1, 1), start, dtype=torch.float64),
                  max_iter=30)
     est = float(solver(y, fwd).m)
-    assert abs(est - true) < 0.03 * true, est
+    # analytic yardstick: the Cramer-Rao (Gauss-Newton) standard deviation of a one-parameter fit,
+    # sd = (sum (dA/dm / s)^2)^(-1/2) at the truth; the estimate lies within 4 sd, the start hundreds of sd away
+    h = 1e-4 * true
+    dA = (fwd.A(m_true + h) - fwd.A(m_true - h)) / (2 * h)
+    sd = float(((dA / fwd.noise_std(y)) ** 2).sum()) ** -0.5
+    assert abs(start - true) > 100 * sd, (start, sd)
+    assert abs(est - true) < 4 * sd, (est, true, sd)
 
 
 def test_wave_speed_from_receiver_traces():
@@ -66,9 +79,11 @@ def test_wave_speed_from_receiver_traces():
     y = fwd(c_true, seed=0)                                             # traces (1, 60, 4, 24)
     m0 = torch.ones_like(c_true)
     prior = LawPrior(lambda k: Grid2D(k), transform="log", alpha=2.0, tau=3.0, sigma=1.5, basis="cosine")
-    result = MAP(prior=prior, bounds=(0.5, 2.0), m0=m0, max_iter=50)(y, fwd)
-    err0, err = float(relative_l2(m0, c_true)), float(relative_l2(result.m, c_true))
-    assert err < 0.45 * err0, (err, err0)                               # measured: 8.2 % -> 2.8 %
+    result = MAP(prior=prior, bounds=(0.5, 2.0), m0=m0, max_iter=80)(y, fwd)
+    # baseline: the best homogeneous model (an oracle constant, the mean of c_true), better than the start c = 1
+    best_const = float(relative_l2(torch.full_like(c_true, float(c_true.mean())), c_true))
+    err = float(relative_l2(result.m, c_true))
+    assert err < 0.5 * best_const, (err, best_const)
     # the anomaly is found where it is: the recovered maximum lies within two cells of the true one
     i, j = divmod(int(result.m.flatten().argmax()), n)
     it, jt = divmod(int(c_true.flatten().argmax()), n)
