@@ -74,10 +74,16 @@ def test_training_reduces_loss_and_leaves_global_rng_alone():
     state = torch.get_rng_state()
     model = _model()
     model.fit_normalizers(tr.tensors[0], tr.tensors[1])
-    h = train(model, tr, va, epochs=8, batch_size=4, lr=1e-2, verbose=False)
+    h = train(model, tr, va, epochs=16, batch_size=4, lr=1e-2, verbose=False)
     assert torch.equal(torch.get_rng_state(), state)
-    assert h["val_loss"][-1] < 0.6 * h["val_loss"][0]          # measured 0.98 -> 0.47 in 8 short epochs
-    assert h["best_epoch"] == 1 + min(range(8), key=lambda i: h["val_loss"][i])
+    # baselines on the same validation pairs (the loss is the mean relative L2): the training-set mean, and the
+    # best multiple of the input fitted on the training pairs (the trivial linear guess)
+    (m, u), (mv, uv) = tr.tensors, va.tensors
+    c = float((m * u).sum() / (m * m).sum())
+    blind = min(float(relative_l2(u.mean(0, keepdim=True).expand_as(uv), uv)), float(relative_l2(c * mv, uv)))
+    assert h["val_loss"][-1] < 0.8 * blind, (h["val_loss"], blind)
+    assert h["val_loss"][-1] < h["val_loss"][0]
+    assert h["best_epoch"] == 1 + min(range(16), key=lambda i: h["val_loss"][i])
 
 
 def test_early_stopping_restores_best_weights(tmp_path):
