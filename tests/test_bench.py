@@ -98,7 +98,7 @@ def test_dask_scheduler_equals_serial(reference, tmp_path):
 
     The cluster here is in-process (threads) to keep the test fast; ``--workers N`` (a local cluster of N
     processes) runs the same code path and was checked to give identical errors too (docs/benchmarks.md)."""
-    distributed = pytest.importorskip("dask.distributed")
+    from dask import distributed                   # a required dependency (dask[distributed]): must import
     tmp, first = reference
     threads = torch.get_num_threads()
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc:
