@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple, Type
 
-import numpy as np
 import pytest
 import torch
 

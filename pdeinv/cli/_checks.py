@@ -24,7 +24,7 @@ COUNTS = ("res", "n", "n_train", "n_test", "n_samples", "max_iter", "map_iter", 
 #: options that are fractions in (0, 1]
 FRACTIONS = ("obs", "sparse")
 #: options that must be >= 0
-NON_NEGATIVE = ("noise", "sigma", "seed", "weight_decay")
+NON_NEGATIVE = ("noise", "sigma", "weight_decay")
 #: options that must be > 0
 POSITIVE = ("lr",)
 
@@ -57,6 +57,9 @@ def check_ranges(args) -> None:
         v = val(name)
         if v is not None and not (v > 0 and math.isfinite(v)):
             raise ValueError(f"{_flag(name)} must be a finite number > 0; got {v}")
+    v = val("seed")
+    if v is not None and (int(v) != v or v < 0):
+        raise ValueError(f"--seed must be an integer >= 0; got {v}")
     v = val("val_fraction")
     if v is not None and not (0 <= v < 1):
         raise ValueError(f"--val-fraction is the share of the data held out for validation, in [0, 1); got {v}")
@@ -119,7 +122,7 @@ def _writable_dir(path: str) -> None:
 
 def check_output(path: str, *, inputs: Iterable[Optional[str]] = (), overwrite: bool = False,
                  what: str = "output", folder: bool = False, allow_existing: bool = False,
-                 flag: str = "-o") -> str:
+                 flag: str = "-o", example: str = "out.nc") -> str:
     """Check an output path before the work starts; returns it.
 
     Refused: an output that is one of ``inputs``; an existing output (unless ``overwrite`` or
@@ -135,10 +138,10 @@ def check_output(path: str, *, inputs: Iterable[Optional[str]] = (), overwrite: 
     if os.path.exists(path):
         is_store = str(path).rstrip("/").endswith(".zarr")
         if folder and not os.path.isdir(path):
-            raise ValueError(f"{flag} {path!r} is a file; the {what} is a folder: give a folder name")
+            raise ValueError(f"{flag} {path!r} is a file; the {what} goes into a folder: give a folder name")
         if not folder and os.path.isdir(path) and not is_store:
             raise ValueError(f"{flag} {path!r} is a folder; the {what} is a file: give a file name "
-                             f"(e.g. {os.path.join(path, 'out.nc')!r})")
+                             f"(e.g. {os.path.join(path, example)!r})")
         if not (overwrite or allow_existing):
             raise ValueError(f"{flag} {path!r} exists; pass --overwrite to replace it, or give another path")
     _writable_dir(os.path.join(path, "x") if folder else path)

@@ -1,4 +1,5 @@
-"""``pdeinv demo``: a real inversion in a couple of minutes on a laptop CPU.
+"""``pdeinv demo``: a real inversion on a laptop CPU (Darcy at 64²: under a minute, 28 s measured on a
+busy shared machine; ``--task ns``, ``mcmc``, ``pinn``: a few minutes, longer on a loaded machine).
 
 Default task (``--task darcy``): the BENCHMARKS.md Darcy inverse problem at
 64² -- binary permeability a in {3, 12}, pressure observed at 3 % random
@@ -38,7 +39,9 @@ DEMOS = {
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--task", default="darcy", help=f"which demo to run (default darcy; registered: {', '.join(DEMOS)})")
+    p.add_argument("--task", default="darcy",
+                   help=f"which demo to run (default darcy, under a minute at 64²; registered: {', '.join(DEMOS)}; "
+                        "ns, mcmc and pinn take a few minutes)")
     p.add_argument("--res", type=int, default=None, help="grid resolution (default: the task's, 64 for darcy)")
     p.add_argument("--n-samples", type=int, default=1,
                    help="number of independent test problems, each with its own sensors (darcy, ns; default 1); "
@@ -136,7 +139,7 @@ def outputs(args):
 def check_outputs(args) -> None:
     """Refuse before any work: ``-o`` naming a file, earlier results in the folder without ``--overwrite``."""
     from pdeinv.cli._checks import check_output
-    check_output(args.output, folder=True, allow_existing=True, what="output folder")
+    check_output(args.output, folder=True, allow_existing=True, what="demo's output")
     if not args.overwrite:
         found = [os.path.basename(f) for f in outputs(args) if os.path.exists(f)]
         if found:

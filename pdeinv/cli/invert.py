@@ -35,27 +35,56 @@ METHOD_NOTES = {
     "fundps": "--model: a joint-field denoiser (pdeinv train diffusion --arch uno)",
     "diffusionpde": "--model: a joint-field denoiser (pdeinv train diffusion --arch unet)",
     "mcmc-2level": "--model: a forward surrogate as the screen; tasks whose law is a transformed Gaussian field",
+    "gaussian": "the exact Gaussian posterior of a linear problem (tasks with a Gaussian MAP prior)",
+    "laplace": "a Gaussian at the MAP point (tasks with a Gaussian MAP prior)",
 }
+
+#: methods that need the Gaussian field behind the task's law (``task.latent``)
+NEEDS_LATENT = {"mcmc", "mcmc-2level"}
+#: methods that need a Gaussian MAP prior among the task's defaults (not TV/H1; see pdeinv.solvers.factory)
+NEEDS_GAUSSIAN_PRIOR = {"gaussian", "laplace"}
+
+
+def _is_linear(task) -> bool:
+    """Whether the task's forward map is linear in m (a random probe on an 8-point grid)."""
+    try:
+        import torch
+
+        from pdeinv.physics import ForwardModel, PointObservation
+        from pdeinv.solvers.gaussian import check_linear
+        grid, problem = task.make(8)
+        sg = getattr(problem, "state_grid", None) or grid
+        fwd = ForwardModel(problem, PointObservation.random(sg, fraction=0.5, seed=0))
+        with torch.no_grad():
+            check_linear(fwd, task.latent(grid)[0], 1)
+        return True
+    except Exception:  # noqa: BLE001 - not linear, or not probeable: not offered
+        return False
 
 
 def methods_for_task(task) -> list:
-    """The methods of ``pdeinv.solvers.SOLVERS`` that can invert ``task`` (with a trained model where
-    :data:`pdeinv.solvers.NEEDS_MODEL` says so)."""
-    from pdeinv.solvers import SOLVERS
+    """The methods of ``pdeinv.solvers.SOLVERS`` that ``pdeinv invert`` can run on ``task``: built by
+    :func:`pdeinv.solvers.build` with the task's defaults (a builder in ``BUILDERS``), with what the method
+    needs from the task (a Gaussian law, a PINN residual, a linear forward map) and, where
+    :data:`pdeinv.solvers.NEEDS_MODEL` says so, a trained model given with ``--model``."""
+    from pdeinv.solvers import BUILDERS, SOLVERS
     out = []
-    pinn_ok = None
     for name in SOLVERS:
-        if name in ("mcmc", "mcmc-2level") and task.latent is None:
+        if name not in BUILDERS:
+            continue
+        if name in NEEDS_LATENT and task.latent is None:
+            continue
+        if name in NEEDS_GAUSSIAN_PRIOR and isinstance(task.map_options.get("prior"), (str, type(None))):
             continue
         if name == "pinn":
-            if pinn_ok is None:
-                try:
-                    from pdeinv.solvers.pinn.residuals import PINN_PROBLEMS
-                    pinn_ok = type(task.make(8)[1]).__name__ in PINN_PROBLEMS
-                except Exception:  # noqa: BLE001 - a task that cannot be built small has no PINN here
-                    pinn_ok = False
-            if not pinn_ok:
+            try:
+                from pdeinv.solvers.pinn.residuals import PINN_PROBLEMS
+                if type(task.make(8)[1]).__name__ not in PINN_PROBLEMS:
+                    continue
+            except Exception:  # noqa: BLE001 - a task that cannot be built small has no PINN here
                 continue
+        if name == "gaussian" and not _is_linear(task):
+            continue
         out.append(name)
     return out
 
@@ -66,9 +95,11 @@ def _methods_epilog() -> str:
         from pdeinv.tasks import TASKS
     except ImportError:  # pragma: no cover
         return ""
+    from pdeinv.solvers import SOLVERS
     lines = ["methods:"]
-    for name, note in METHOD_NOTES.items():
-        lines.append(f"  {name:<14} {note}")
+    for name in SOLVERS:
+        doc = (SOLVERS[name].__doc__ or "").strip().splitlines()
+        lines.append(f"  {name:<14} {METHOD_NOTES.get(name) or (doc[0] if doc else '')}")
     lines.append("")
     lines.append("methods available per task (* needs --model CKPT):")
     for t in sorted(TASKS):

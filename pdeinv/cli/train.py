@@ -80,7 +80,8 @@ def main(args) -> int:
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"{flag} {path!r} does not exist")
     if args.out is not None:        # the default path is known once the dataset is read; checked again then
-        check_output(args.out, inputs=[args.data, args.val_data], allow_existing=True, what="checkpoint")
+        check_output(args.out, inputs=[args.data, args.val_data], allow_existing=True, what="checkpoint",
+                     example="model.pt")
     return int(TRAINERS[args.model](args) or 0)
 
 
@@ -104,7 +105,7 @@ def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[i
     """
     from pdeinv.cli._checks import check_output
     inputs = [args.data, args.val_data]
-    check_output(str(out), inputs=inputs, allow_existing=True, what="checkpoint")
+    check_output(str(out), inputs=inputs, allow_existing=True, what="checkpoint", example="model.pt")
     check_output(str(log_path(out)), inputs=inputs, allow_existing=True, what="training log")
     if out.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"the checkpoint {str(out)!r} exists; pass --resume to continue its training or "

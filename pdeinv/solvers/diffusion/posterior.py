@@ -65,11 +65,11 @@ class DiffusionPosteriorSolver(InverseSolver):
     """
 
     name = "diffusion"
+    default_steps = 50
 
     def uses_noise_weights(self, fwd) -> bool:
         """Without a noise model the guidance treats the data as exact (zero std), not as 1 % noise."""
         return getattr(fwd, "noise", None) is not None
-    default_steps = 50
 
     def __init__(self, prior, mode: str = "inverse", physics: str = "residual", n_samples: int = 8,
                  num_steps: Optional[int] = None, sampler: str = "heun", weights: Optional[dict] = None,
