@@ -1,6 +1,7 @@
 """Observation operators (adjoint tests, exact interpolation), noise and the forward model."""
 import pytest
 import torch
+from scipy import stats
 
 import pdeinv as pi
 from pdeinv.checks import adjoint_test
@@ -75,10 +76,18 @@ def test_noise_levels_and_seeds():
     rel = pi.GaussianNoise(relative=0.05)
     e = rel(y, seed=1) - y
     rms = y.pow(2).mean(dim=(1, 2)).sqrt()
-    assert torch.allclose(e.std(dim=(1, 2)), 0.05 * rms, rtol=0.05)
+
+    def chi2_interval(dof, level):                    # central interval of s^2 / sigma^2 = chi2_dof / dof
+        return stats.chi2.ppf([(1 - level) / 2, (1 + level) / 2], dof) / dof
+
+    # (n-1) s^2 / sigma^2 ~ chi2_{n-1} per sample: each of the 4 inside its interval (family-wise level 0.001)
+    lo, hi = chi2_interval(4999, 1 - 0.001 / 4)
+    ratio = (e.std(dim=(1, 2)) / (0.05 * rms)) ** 2
+    assert bool(((ratio > lo) & (ratio < hi)).all()), (ratio, lo, hi)
     assert torch.equal(rel(y, seed=1), rel(y, seed=1)) and not torch.equal(rel(y, seed=1), rel(y, seed=2))
     ab = pi.GaussianNoise(sigma=0.2)
-    assert float((ab(y, seed=3) - y).std()) == pytest.approx(0.2, rel=0.03)
+    lo, hi = chi2_interval(e.numel() - 1, 0.999)
+    assert lo < float((ab(y, seed=3) - y).std() / 0.2) ** 2 < hi
     with pytest.raises(ValueError):
         pi.GaussianNoise(sigma=0.1, relative=0.1)
 
@@ -90,8 +99,11 @@ def test_forward_model_misfit_is_chi_square():
     obs = pi.PointObservation.random(g, fraction=0.5, seed=0)
     fwd = pi.ForwardModel(prob, obs, pi.GaussianNoise(sigma=1e-4))
     vals = torch.stack([fwd.misfit(f, fwd(f, seed=s)) for s in range(200)])
-    # 1/2 chi^2 with P degrees of freedom: mean P/2
-    assert float(vals.mean()) == pytest.approx(obs.n_obs / 2, rel=0.05)
+    # each misfit is 1/2 chi^2_P, so twice the sum of the 200 independent draws is chi^2_{200 P}: inside its
+    # central 0.999 interval
+    dof = 200 * obs.n_obs
+    lo, hi = stats.chi2.ppf([0.0005, 0.9995], dof)
+    assert lo < 2 * float(vals.sum()) < hi, (2 * float(vals.sum()), lo, hi)
     assert torch.allclose(fwd.A(f), obs(prob(f)))
     with pytest.raises(ValueError, match="observations"):
         fwd.check_observations(torch.zeros(1, 1, obs.n_obs + 1, dtype=torch.float64))
