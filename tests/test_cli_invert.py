@@ -151,6 +151,53 @@ def test_outputs_get_the_umask_mode(demo_dir, tmp_path):
         os.umask(old)
     for f in ("r.nc", "r.png"):
         assert (tmp_path / f).stat().st_mode & 0o777 == 0o640, f
+    from pdeinv.cli.observations import save_observations
+    from pdeinv.surrogates.training import build_operator
+    old = os.umask(0o022)
+    try:
+        build_operator("fno", 1, 1, (8, 8), modes=2, width=4, layers=1).save(tmp_path / "m.pt")
+        save_observations(tmp_path / "o.nc", np.zeros((1, 2)), np.zeros(1), task="darcy")
+    finally:
+        os.umask(old)
+    for f in ("m.pt", "o.nc"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == 0o644, f
+
+
+def test_zarr_output_has_consolidated_metadata(tmp_path):
+    import warnings
+    out = tmp_path / "d.zarr"
+    assert main(["generate", "darcy", "--n", "3", "--res", "8", "--batch-size", "2", "-o", str(out), "--quiet"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)      # "failed to open consolidated metadata" would raise
+        ds = xr.open_zarr(out)
+    assert ds.sizes["sample"] == 3
+
+
+def test_a_surrogate_says_its_training_grid(models, demo_dir, tmp_path):
+    """The checkpoint records the grid it was trained on; the resolution-free FNO runs on another grid with a
+    warning recorded in the result, a grid-tied sparse operator is refused there."""
+    from pdeinv.surrogates import load
+    fno = load(models["forward"])
+    assert fno.trained_on["grid"]["n"] == [RES, RES] and fno.trained_on["task"] == "darcy"
+    assert "trained_on" not in fno.config
+    obs = str(demo_dir / "demo" / "observations.nc")
+    assert main(["invert", "darcy", "--obs", obs, "--method", "surrogate-map", "--model", str(models["forward"]),
+                 "--res", "16", "--opt", "max_iter=2", "-o", str(tmp_path / "r.nc"), "--quiet"]) == 0
+    _, attrs = _m(tmp_path / "r.nc")
+    assert "(12, 12) grid and runs on (16, 16)" in attrs["model_grid"]
+    assert "inverting on [16, 16]" in attrs["observations_grid"]
+    assert main(["invert", "darcy", "--obs", obs, "--method", "amortized", "--model", str(models["inverse"]),
+                 "--res", "16", "-o", str(tmp_path / "r2.nc"), "--quiet"]) == 2
+
+
+def test_demo_with_exact_data(tmp_path):
+    import json
+    out = tmp_path / "demo0"
+    assert main(["demo", "--res", str(RES), "--max-iter", "20", "--noise", "0", "--quiet", "-o", str(out)]) == 0
+    metrics = json.loads((out / "metrics_darcy.json").read_text())
+    assert "relative noise 0.01" in metrics["noise_assumed"]
+    m, _ = _m(out / "darcy_inverse.nc")
+    assert float(m.std()) > 0.1
 
 
 def test_demo_saves_every_sample(tmp_path):

@@ -30,6 +30,12 @@ SUBCOMMANDS = {
                                 "pinn: a few minutes)"),
 }
 
+#: what Ctrl-C says for a sub-command whose module has no ``interrupted(args)``
+INTERRUPTED = {
+    "benchmark": "the samples finished so far are recorded in the results folder's .jsonl logs; run the same "
+                 "command again to resume from them",
+}
+
 #: errors that are the user's (a bad value, a missing or unreadable file): one line, exit code 2
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError)
 
@@ -95,7 +101,7 @@ def main(argv=None) -> int:
         return int(module.main(args) or 0)
     except KeyboardInterrupt:
         note = getattr(module, "interrupted", None)
-        msg = note(args) if note is not None else "nothing more was written"
+        msg = note(args) if note is not None else INTERRUPTED.get(args.command, "nothing more was written")
         print(f"pdeinv {args.command}: interrupted; {msg}", file=sys.stderr)
         return 130
     except USER_ERRORS as err:  # user errors: one clear line, no traceback
