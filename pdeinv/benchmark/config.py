@@ -30,12 +30,22 @@ MODES = ("forward", "inverse")
 SUITES: Dict[str, Dict[str, Any]] = {
     # fits in <= 30 min on 2 CPU cores (see docs/benchmarks.md for the measured time)
     "quick": dict(tasks=("darcy", "poisson", "helmholtz"), modes=("inverse", "forward"), res=64, n_test=100,
-                  n_train=500, epochs=15, batch_size=32, width=16, map_iter=100, steps=40, samples=8,
-                  denoiser_steps=1000, methods=("map", "fno", "deeponet", "mean")),
+                  n_train=500, epochs=15, batch_size=32, width=16, map_iter=1000, steps=40, samples=8,
+                  denoiser_steps=1000, methods=("bayes", "map", "laplace", "fno", "deeponet", "mean")),
     # the published-scale configuration, for a GPU
     "full": dict(tasks=("darcy", "poisson", "helmholtz", "ns"), modes=("inverse", "forward"), res=128,
                  n_test=1000, n_train=50000, epochs=500, batch_size=64, width=64, map_iter=500, steps=2000, samples=32,
                  denoiser_steps=200000, methods=None),   # None: every registered method
+    # the published protocol at equal information: 500 random points (3.05 %) on 128², for the methods that are
+    # cheap enough on a CPU (the exact posterior, converged MAP, Laplace); files <task>-<mode>-128.json
+    "published": dict(tasks=("poisson", "helmholtz"), modes=("inverse", "forward"), res=128, n_test=20,
+                      n_train=500, epochs=15, batch_size=32, width=16, map_iter=1000, steps=40, samples=64,
+                      denoiser_steps=1000, methods=("bayes", "map", "laplace"), tag="128"),
+    # the Darcy reference (mcmc-ref: long level-set pCN) at the resolution a CPU affords (16², 8 points): the
+    # methods beside it run on the same samples; files darcy-<mode>-16.json (docs/benchmarks.md: the cost at 64²)
+    "darcy-ref": dict(tasks=("darcy",), modes=("inverse", "forward"), res=16, n_test=100, n_train=500, epochs=15,
+                      batch_size=32, width=16, map_iter=1000, steps=40, samples=64, denoiser_steps=1000,
+                      methods=("mcmc-ref", "map", "mcmc", "fno", "deeponet", "mean"), tag="16"),
 }
 
 
@@ -67,7 +77,7 @@ class BenchConfig:
     epochs: int = 15
     batch_size: int = 32
     width: int = 16           # hidden width of the learned baselines
-    map_iter: int = 100
+    map_iter: int = 1000      # iteration cap of L-BFGS MAP (TV + bounds); MAP stops at its gtol before it
     steps: int = 40           # EDM sampler steps of DiffusionPDE (FunDPS takes steps // 4)
     samples: int = 8          # posterior samples for samplers
     denoiser_steps: int = 1000  # optimiser steps (batch 16) of each diffusion denoiser
@@ -78,6 +88,7 @@ class BenchConfig:
     workers: Optional[int] = None
     scheduler: Optional[str] = None
     cap_costly: bool = True   # costly methods run on their ``max_test`` samples (off when --n-test is given)
+    tag: str = ""             # suffix of the result files (``<task>-<mode>-<tag>.json``): another setting's table
 
     def common_key(self) -> Dict[str, Any]:
         """What makes a per-sample result reusable (not n_test, not the device, not the output folder).
@@ -93,7 +104,7 @@ class BenchConfig:
 
     @property
     def name(self) -> str:
-        return f"{self.task}-{self.mode}"
+        return f"{self.task}-{self.mode}" + (f"-{self.tag}" if self.tag else "")
 
 
 def stable_hash(obj) -> str:

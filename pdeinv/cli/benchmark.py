@@ -28,7 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated methods (registered: " + ",".join(METHODS) + "; default: the suite's -- "
                         "quick: map,fno,deeponet,mean (the others by name); full: all)")
     p.add_argument("--suite", default="quick", choices=sorted(SUITES),
-                   help="size preset: quick (<= 30 min on 2 CPU cores) or full (published scale, GPU)")
+                   help="size preset: quick (64², CPU), full (published scale, GPU), published (500 points on 128² "
+                        "for bayes/map/laplace; files <task>-<mode>-128.json) or darcy-ref (the long pCN Darcy "
+                        "reference mcmc-ref at 16² with the methods beside it; files darcy-<mode>-16.json)")
+    p.add_argument("--tag", default=None,
+                   help="suffix of the result files, <task>-<mode>-<tag>.json (default: the suite's; none for quick)")
     p.add_argument("--res", type=int, default=None, help="grid resolution (default: suite)")
     p.add_argument("--n-test", type=int, default=None,
                    help="number of test samples for every method (default: the suite's, with costly methods -- pinn, "
@@ -38,7 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=None, help="hidden width of FNO/DeepONet baselines (default: suite)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest on a shared or busy machine)")
-    p.add_argument("--map-iter", type=int, default=None, help="L-BFGS iterations of MAP (default: suite)")
+    p.add_argument("--map-iter", type=int, default=None,
+                   help="iteration cap of L-BFGS MAP (TV + bounds, darcy), which stops at its gradient tolerance "
+                        "first when it can (default: suite); Newton-CG MAP on the GRF tasks stops at gtol 1e-8")
     p.add_argument("--steps", type=int, default=None,
                    help="EDM sampler steps of DiffusionPDE; FunDPS takes a quarter (default: suite)")
     p.add_argument("--denoiser-steps", type=int, default=None,
@@ -73,7 +79,8 @@ def configs_from_args(args) -> List[BenchConfig]:
                 denoiser_steps=args.denoiser_steps or suite["denoiser_steps"],
                 cache_dir=str(args.cache_dir or default_cache_dir()), out_dir=args.out,
                 figures=not args.no_figures, verbose=not args.quiet, workers=args.workers, scheduler=args.scheduler,
-                cap_costly=args.n_test is None))
+                cap_costly=args.n_test is None,
+                tag=args.tag if args.tag is not None else suite.get("tag", "")))
     return out
 
 

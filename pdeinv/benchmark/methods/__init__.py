@@ -8,6 +8,7 @@ module                    methods
 :mod:`.learned`           ``fno``, ``deeponet`` (sparse baselines), ``vito``, ``nio``
 :mod:`.sampling`          ``mcmc`` (pCN on the task's law), ``pinn``
 :mod:`.diffusion`         ``fundps``, ``diffusionpde``, ``fundps-obs``, ``fundps-sim``
+:mod:`.reference`         ``bayes`` (exact Gaussian posterior), ``laplace``, ``mcmc-ref`` (long Darcy pCN)
 ========================  ====================================================================
 """
 from pdeinv.benchmark.methods.base import (METHODS, Identity, Method, MethodUnavailable, NotAdapted,
@@ -16,9 +17,13 @@ from pdeinv.benchmark.methods.base import (METHODS, Identity, Method, MethodUnav
 from pdeinv.benchmark.methods.classical import MAPMethod, MeanMethod
 from pdeinv.benchmark.methods.diffusion import DiffusionMethod
 from pdeinv.benchmark.methods.learned import NIOMethod, SparseBaseline, ViTOSparse
+from pdeinv.benchmark.methods.reference import BayesMethod, LaplaceMethod, MCMCRefMethod
 from pdeinv.benchmark.methods.sampling import MCMCMethod, PINNMethod
 
+register_method(BayesMethod())
+register_method(MCMCRefMethod())
 register_method(MAPMethod())
+register_method(LaplaceMethod())
 register_method(SparseBaseline("fno"))
 register_method(SparseBaseline("deeponet"))
 register_method(PINNMethod())
@@ -33,4 +38,4 @@ register_method(MeanMethod())
 
 __all__ = ["METHODS", "Method", "MethodUnavailable", "NotAdapted", "register_method", "MAPMethod", "MeanMethod",
            "SparseBaseline", "ViTOSparse", "NIOMethod", "MCMCMethod", "PINNMethod", "DiffusionMethod",
-           "Identity", "load_cached_model", "module_missing", "target_of", "weighting_noise"]
+           "BayesMethod", "LaplaceMethod", "MCMCRefMethod", "Identity", "load_cached_model", "module_missing", "target_of", "weighting_noise"]

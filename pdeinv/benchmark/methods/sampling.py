@@ -38,8 +38,9 @@ class MCMCMethod(Method):
         return module_missing("pdeinv.solvers.mcmc")
 
     def settings(self, cfg):
-        n = 200 if cfg.suite == "quick" else 2000
-        return {"n_samples": n, "n_chains": 2 if cfg.suite == "quick" else 4, "burn_in": n}
+        full = cfg.suite == "full"      # every other suite (quick, darcy-ref, ...) runs the short chains
+        n = 2000 if full else 200
+        return {"n_samples": n, "n_chains": 4 if full else 2, "burn_in": n}
 
     def prepare(self, cfg, data):
         st = self.settings(cfg)
@@ -56,7 +57,11 @@ class MCMCMethod(Method):
         solver = build("mcmc", task, cfg.res, **self.settings(cfg), compute_state=False)
         res = solver(sample.y, fwd, seed=sample.method_seed)
         pred = target_of(cfg, res, problem, "cpu")
-        info = {"acceptance": float(np.mean(res.info.get("acceptance", np.nan)))}
+        i = res.info
+        rl = float(i.get("rhat_loglik", np.nan))
+        info = {"acceptance": float(np.mean(i.get("acceptance", np.nan))), "rhat_loglik": rl,
+                "ess_loglik": float(i.get("ess_loglik", np.nan)), "rhat": float(i.get("rhat", np.nan)),
+                "ess": float(i.get("ess", np.nan)), "converged": bool(np.isfinite(rl) and rl < 1.05)}
         if cfg.mode == "inverse":
             info["samples"] = res.samples
         return pred.detach().double(), info
