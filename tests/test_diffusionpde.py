@@ -77,13 +77,16 @@ def test_pde_switch_and_reduced_observation_weight():
     obs, pde = s.obs_activity(), s.pde_activity()
     assert [pde(1.0, i, 100) for i in (0, 79, 80, 99)] == [0.0, 0.0, 1.0, 1.0]
     assert [obs(1.0, i, 100) for i in (0, 79, 80, 99)] == [1.0, 1.0, 0.1, 0.1]
+    assert DiffusionPDE(prior).late_obs_factor == 0.1          # the original's late observation weight
     assert SOLVERS["diffusionpde"] is DiffusionPDE
 
 
 def test_residual_guidance_and_tuned_weight_enforce_the_pde():
     """With a prior that does NOT know the PDE (u independent of f a priori), the real residual
     guidance must make the samples satisfy Poisson's equation; tune_guidance picks its weight on
-    held-out samples (by the error of u) and that weight must reduce the residual at least 3x."""
+    held-out samples (by the error of u): a nonzero one, which must reduce the residual at least 3x.
+    (With the residual's variance from the estimate's Tweedie-shaped uncertainty, the default weight 1
+    already does -- measured 20x; with the former white perturbations it took a tuned 10-100.)"""
     from pdeinv.solvers.diffusion import tune_guidance
     p = setup(n=10, n_obs=8)
     mu, C = p["moments"]
@@ -100,16 +103,17 @@ def test_residual_guidance_and_tuned_weight_enforce_the_pde():
         f = GaussianRandomField(p["grid"], alpha=2.0, tau=3.0, basis="cosine").sample(1, seed=100 + k)
         val.append((fwd.noise(fwd.observation(f), seed=200 + k), fwd, problem(f)))
     best = tune_guidance(solver, val, grid={"pde": [0.0, 1.0, 10.0, 100.0]})
-    assert best["pde"] >= 10.0, best
+    assert best["pde"] >= 1.0, best
     out = {}
-    for w in (0.0, best["pde"]):
+    for w in sorted({0.0, 1.0, best["pde"]}):
         solver.weights["pde"] = w
         r = solver(p["y_fwd"], fwd, seed=0)
         f, u = r.samples.reshape(8, 1, 10, 10), r.u_samples.reshape(8, 1, 10, 10)
         rel = problem.residual(f, u).pow(2).mean().sqrt() / problem.residual(f, 0 * u).pow(2).mean().sqrt()
         out[w] = (float(rel), float((r.u - p["u0"]).norm() / p["u0"].norm()))
-    assert out[best["pde"]][0] < out[0.0][0] / 3, out
-    assert out[best["pde"]][1] < out[0.0][1], out
+    for w in {1.0, best["pde"]}:
+        assert out[w][0] < out[0.0][0] / 3, out
+        assert out[w][1] < out[0.0][1], out
 
 
 def test_bad_mode_and_missing_residual():

@@ -157,7 +157,8 @@ def test_residual_callable_and_physical_clip(prob):
 
     def run(**kw):
         solver = FunDPS(AnalyticGaussianDenoiser(prob["moments"], noise=GRFNoise(), channels=2), mode="inverse",
-                        physics="residual", n_samples=4, num_steps=6, batch_size=4, clip=(-0.3, 0.3), **kw)
+                        physics="residual", n_samples=4, num_steps=6, batch_size=4, clip=(-0.3, 0.3),
+                        weights={"pde": 1.0}, **kw)
         return solver(prob["y_inv"], prob["fwd"], seed=0)
 
     a, b = run(), run(residual=residual)

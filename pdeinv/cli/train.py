@@ -328,7 +328,8 @@ def train_vito(args) -> int:
 
 
 def train_diffusion(args) -> int:
-    """``pdeinv train diffusion --data FILE.nc --arch uno|unet``."""
+    """``pdeinv train diffusion --data FILE.nc --arch uno|unet``; ``-O`` takes the network's arguments, ``noise``,
+    ``channels``, ``resolutions``, ``ema_decay`` and the EDM schedule (``sigma_data`` 0.5, ``P_mean`` -1.2, ...)."""
     from pdeinv.data.io import load_dataset
     opts = parse_options(getattr(args, "option", []))
     arch = getattr(args, "arch", None) or opts.pop("arch", "unet")
@@ -336,8 +337,10 @@ def train_diffusion(args) -> int:
     from pdeinv.priors.diffusion.denoisers import ARCHS
     if arch not in ARCHS:
         raise ValueError(f"unknown denoiser architecture {arch!r}; expected one of {sorted(ARCHS)}")
+    schedule_keys = ("sigma_data", "P_mean", "P_std", "sigma_min", "sigma_max", "rho")
     check_options(opts, f"the {arch} denoiser", ARCHS[arch],
-                  extra=("noise", "channels", "resolutions", "ema_decay"))
+                  extra=("noise", "channels", "resolutions", "ema_decay") + schedule_keys)
+    schedule = {k: float(opts.pop(k)) for k in schedule_keys if k in opts}   # EDM schedule (default sigma_data 0.5)
     noise = opts.pop("noise", "grf" if arch == "uno" else "white")
     channels = opts.pop("channels", "joint")
     resolutions = opts.pop("resolutions", None)
@@ -356,7 +359,7 @@ def train_diffusion(args) -> int:
         x, vx = x[:-n_val], x[-n_val:]
     names = [ds.attrs.get("m_name", "m")] + ([ds.attrs.get("u_name", "u")] if channels == "joint" else [])
     model = EDMDenoiser(channels=x.shape[1], arch=arch, arch_kwargs=opts, noise=noise, channel_names=names,
-                        seed=args.seed, ema_decay=ema)
+                        seed=args.seed, ema_decay=ema, schedule=schedule)
     task = ds.attrs.get("task", "data")
     out = Path(args.out or f"diffusion-{arch}-{task}.pt")
     prepare_checkpoint(args, out, ds, model, x.shape[0])

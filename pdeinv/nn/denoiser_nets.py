@@ -1,8 +1,9 @@
 r"""The networks :math:`F_\theta(x, c_\text{noise})` inside the EDM denoisers.
 
 :class:`UNet`: pdeinv's own small U-Net (DiffusionPDE); :class:`UNONet`: neuraloperator's
-U-shaped neural operator (FunDPS).  Both map ``(B, C, H, W)`` and a noise level
-``c_noise (B,)`` to ``(B, C, H, W)`` in normalised units; the preconditioning around them is
+U-shaped neural operator (FunDPS).  Both embed the noise level in every block (FiLM), and map
+``(B, C, H, W)`` and a noise level ``c_noise (B,)`` to ``(B, C, H, W)`` in normalised units; the
+preconditioning around them is
 :class:`pdeinv.priors.diffusion.EDMDenoiser`'s.
 """
 from __future__ import annotations
@@ -64,10 +65,7 @@ class UNet(nn.Module):
         self.levels = len(chans)
 
     def _embed(self, c_noise):
-        half = self.emb_dim // 2
-        freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=c_noise.device, dtype=c_noise.dtype) / half)
-        a = c_noise.reshape(-1, 1) * 100.0 * freqs
-        return self.emb(torch.cat([a.cos(), a.sin()], 1))
+        return self.emb(sinusoidal_embedding(c_noise, self.emb_dim))
 
     def forward(self, x, c_noise):
         H, W = x.shape[-2:]
@@ -92,32 +90,78 @@ class UNet(nn.Module):
         return self.out(h)[..., :H, :W]
 
 
+def sinusoidal_embedding(c_noise: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features ``(B, dim)`` of the scalar noise level ``c_noise (B,)`` (EDM's ``c_noise = ln(sigma)/4``)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=c_noise.device, dtype=c_noise.dtype) / half)
+    a = c_noise.reshape(-1, 1) * 100.0 * freqs
+    return torch.cat([a.cos(), a.sin()], 1)
+
+
 class UNONet(nn.Module):
     r"""neuraloperator's U-shaped neural operator as :math:`F_\theta(x, c_\text{noise})` (FunDPS).
 
-    The noise level enters as an extra constant input channel; the UNO's grid
-    positional embedding is on.  Spectral layers make it resolution-agnostic.
-    float32 only (neuraloperator); neuraloperator is imported lazily.
+    The noise level is embedded in **every block**, as in the original FunDPS/EDM networks: a
+    sinusoidal embedding of :math:`c_\text{noise}` through a small MLP gives each block (the lifting
+    and the five UNO blocks) a FiLM modulation ``h * (1 + scale) + shift`` of its output channels
+    (initialised to zero, so an untrained model is the plain UNO).  The UNO's grid positional
+    embedding is on; spectral layers make it resolution-agnostic.  float32 only (neuraloperator,
+    imported lazily).  ``noise_channel=True`` also feeds :math:`c_\text{noise}` as a constant input
+    channel (the earlier design; off by default).
     """
 
-    def __init__(self, channels: int, hidden: int = 32, modes: int = 12, lifting: int = 64):
+    def __init__(self, channels: int, hidden: int = 32, modes: int = 12, lifting: int = 64, emb_dim: int = 64,
+                 noise_channel: bool = False):
         super().__init__()
         import contextlib
         import io
 
         from neuralop.models import UNO  # lazy: ~1.6 s import
         m2 = max(modes // 2, 2)
+        self.noise_channel, self.emb_dim = bool(noise_channel), int(emb_dim)
+        outs = [hidden, 2 * hidden, 2 * hidden, 2 * hidden, hidden]
         with contextlib.redirect_stdout(io.StringIO()):   # neuraloperator prints its skip settings
-            self.uno = UNO(in_channels=channels + 1, out_channels=channels, hidden_channels=hidden,
-                           lifting_channels=lifting, projection_channels=lifting, n_layers=5,
-                           uno_out_channels=[hidden, 2 * hidden, 2 * hidden, 2 * hidden, hidden],
+            self.uno = UNO(in_channels=channels + int(self.noise_channel), out_channels=channels,
+                           hidden_channels=hidden, lifting_channels=lifting, projection_channels=lifting, n_layers=5,
+                           uno_out_channels=outs,
                            uno_n_modes=[[modes, modes], [m2, m2], [m2, m2], [m2, m2], [modes, modes]],
                            uno_scalings=[[1.0, 1.0], [0.5, 0.5], [1.0, 1.0], [2.0, 2.0], [1.0, 1.0]],
                            channel_mlp_skip="linear", domain_padding=None)
+        self.emb = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim), nn.SiLU())
+        self.film = nn.ModuleList([nn.Linear(emb_dim, 2 * c) for c in [hidden] + outs])
+        for lin in self.film:
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    @staticmethod
+    def _modulate(h, lin, emb):
+        scale, shift = lin(emb)[(...,) + (None,) * (h.dim() - 2)].chunk(2, 1)
+        return h * (1 + scale) + shift
 
     def forward(self, x, c_noise):
-        cn = c_noise.reshape(-1, 1, *([1] * (x.dim() - 2))).expand(x.shape[0], 1, *x.shape[2:])
-        return self.uno(torch.cat([x, cn.to(x.dtype)], 1))
+        from neuralop.layers.resample import resample
+        uno = self.uno
+        c_noise = c_noise.reshape(-1).expand(x.shape[0])
+        if self.noise_channel:
+            cn = c_noise.reshape(-1, 1, *([1] * (x.dim() - 2))).expand(x.shape[0], 1, *x.shape[2:])
+            x = torch.cat([x, cn.to(x.dtype)], 1)
+        emb = self.emb(sinusoidal_embedding(c_noise.to(x.dtype), self.emb_dim))
+        if uno.positional_embedding is not None:
+            x = uno.positional_embedding(x)
+        x = self._modulate(uno.lifting(x), self.film[0], emb)
+        nd = uno.n_dim
+        output_shape = [int(round(i * j)) for (i, j) in zip(x.shape[-nd:], uno.end_to_end_scaling_factor)]
+        skips = {}
+        for k in range(uno.n_layers):      # neuraloperator's UNO.forward, with the FiLM of each block
+            if k in uno.horizontal_skips_map:
+                skip = skips[uno.horizontal_skips_map[k]]
+                factors = [m / n for (m, n) in zip(x.shape, skip.shape)][-nd:]
+                x = torch.cat([x, resample(skip, factors, list(range(-nd, 0)))], dim=1)
+            x = uno.fno_blocks[k](x, output_shape=output_shape if k == uno.n_layers - 1 else None)
+            x = self._modulate(x, self.film[k + 1], emb)
+            if k in uno.horizontal_skips_map.values():
+                skips[k] = uno.horizontal_skips[str(k)](x)
+        return uno.projection(x)
 
 
 ARCHS = {"unet": UNet, "uno": UNONet}

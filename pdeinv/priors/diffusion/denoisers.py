@@ -35,6 +35,9 @@ from pdeinv.nn.denoiser_nets import ARCHS, UNet, UNONet  # noqa: F401  (the netw
 from pdeinv.priors.diffusion.edm import EDMSchedule, as_sigma
 from pdeinv.priors.diffusion.noise import make_noise
 
+#: version of the checkpoint convention of :class:`EDMDenoiser` (2: std sigma_data, per-block UNO embedding)
+FORMAT_VERSION = 2
+
 
 # =============================================================================== analytic
 class AnalyticGaussianDenoiser:
@@ -89,17 +92,23 @@ class AnalyticGaussianDenoiser:
         return torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(cov, dtype=torch.float64)
 
     def _stats(self, spatial):
-        """Per-channel mean and std used to normalise (zeros/ones if ``normalize=False``)."""
+        """Per-channel mean and physical size of one normalised unit (zeros/ones if ``normalize=False``):
+        the normalised fields have mean pointwise std ``schedule.sigma_data`` (0.5), as a trained model's."""
         mu, C = self.moments(spatial)
         if not self.normalize:
             return torch.zeros(self.channels, dtype=torch.float64), torch.ones(self.channels, dtype=torch.float64)
         mu_c = mu.reshape(self.channels, -1).mean(1)
         sd_c = C.diagonal().reshape(self.channels, -1).mean(1).sqrt()
-        return mu_c, sd_c
+        return mu_c, sd_c / self.schedule.sigma_data
 
     def channel_std(self, spatial) -> list:
-        """Physical scale of each channel (what one normalised unit is)."""
+        """Physical size of one normalised unit per channel (the data's std / ``sigma_data``)."""
         return [float(v) for v in self._stats(spatial)[1]]
+
+    def sample(self, n: int, spatial: Sequence[int], **kw) -> torch.Tensor:
+        """``n`` unconditional draws in physical units by the EDM sampler (see :func:`.sampling.sample_prior`)."""
+        from pdeinv.priors.diffusion.sampling import sample_prior
+        return sample_prior(self, n, spatial, **kw)
 
     def _factors(self, spatial):
         spatial = tuple(int(s) for s in spatial)
@@ -177,7 +186,11 @@ class EDMDenoiser(Network):
     ``denoise(z, sigma)`` works on normalised fields (what the samplers use);
     ``model(x, sigma)`` takes and returns physical units.  ``encode``/``decode``
     convert between the two with the per-channel normaliser fitted on the
-    training data (:meth:`fit_normalizers`).  ``model.save(path)`` /
+    training data (:meth:`fit_normalizers`), scaled to the schedule's ``sigma_data``
+    (0.5 by default, as in EDM/FunDPS: the training noise law and the sampling
+    schedule are relative to it).  The full schedule is kept in the config.
+    Checkpoints written before this convention (data of std 1, UNO without the
+    per-block noise embedding) are refused with a clear error: retrain them.  ``model.save(path)`` /
     ``EDMDenoiser.load(path)`` go through the Surrogate checkpoints; the tuned
     guidance weights (``guidance_weights``) are kept in the config.  With
     ``ema_decay`` an exponential moving average of the weights (``ema_net``, part
@@ -203,11 +216,13 @@ class EDMDenoiser(Network):
             raise ValueError(f"channel_names {channel_names} do not match channels={channels}")
         super().__init__(in_channels=int(channels), out_channels=int(channels), channels=int(channels), arch=arch,
                          arch_kwargs=dict(arch_kwargs or {}), noise=noise_obj.to_dict(),
-                         schedule=dict(schedule or {}), channel_names=channel_names, ndim=int(ndim),
+                         schedule=EDMSchedule(**(schedule or {})).to_dict(), channel_names=channel_names, ndim=int(ndim),
                          seed=int(seed), guidance_weights=dict(guidance_weights or {}), train_res=train_res,
                          ema_decay=ema_decay)
         self.noise = noise_obj
         self.schedule = EDMSchedule(**(schedule or {}))
+        # marks the convention (normalised std = sigma_data, per-block noise embedding); see load_state_dict
+        self.register_buffer("format_version", torch.tensor(FORMAT_VERSION, dtype=torch.long))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             self.net = ARCHS[arch](int(channels), **(arch_kwargs or {}))
@@ -252,14 +267,34 @@ class EDMDenoiser(Network):
 
     # ------------------------------------------------------------------ units
     def channel_std(self, spatial=None) -> list:
-        """Physical scale of each channel (the normaliser's std)."""
-        return [float(v) for v in self.input_normalizer.std]
+        """Physical size of one normalised unit per channel (the normaliser's std / ``sigma_data``)."""
+        return [float(v) / self.schedule.sigma_data for v in self.input_normalizer.std]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.input_normalizer.encode(x)
+        """Physical -> normalised (per-channel std ``sigma_data``)."""
+        return self.input_normalizer.encode(x) * self.schedule.sigma_data
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.input_normalizer.decode(z)
+        """Normalised -> physical."""
+        return self.input_normalizer.decode(z / self.schedule.sigma_data)
+
+    def sample(self, n: int, spatial: Optional[Sequence[int]] = None, **kw) -> torch.Tensor:
+        """``n`` unconditional draws in physical units (default grid: the training grid); see
+        :func:`.sampling.sample_prior`."""
+        from pdeinv.priors.diffusion.sampling import sample_prior
+        if spatial is None:
+            res = self.config.get("train_res")
+            if res is None:
+                raise ValueError("give spatial=(nx, ny): this model records no training grid")
+            spatial = (int(res),) * int(self.config.get("ndim", 2))
+        return sample_prior(self, n, spatial, **kw)
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kw):
+        if strict and "format_version" not in state_dict:
+            raise RuntimeError("this denoiser checkpoint predates pdeinv's EDM convention (data scaled to std "
+                               "sigma_data = 0.5, noise level embedded in every UNO block); retrain it with "
+                               "`pdeinv train diffusion`")
+        return super().load_state_dict(state_dict, strict=strict, **kw)
 
     @torch.no_grad()
     def fit_normalizers(self, inputs: torch.Tensor, outputs=None) -> "EDMDenoiser":

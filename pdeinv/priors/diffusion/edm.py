@@ -21,8 +21,11 @@ effective loss weight at every noise level).  Sampling uses the time steps
            (\sigma_\min^{1/\rho} - \sigma_\max^{1/\rho})\Big)^\rho,\quad i<N,\qquad \sigma_N = 0,
 
 and the probability-flow ODE :math:`\mathrm d x/\mathrm d\sigma = (x - D(x,\sigma))/\sigma`
-(:mod:`.samplers`).  Fields are in normalised units (``sigma_data`` = their
-per-pixel standard deviation, 1 after the denoiser's normaliser).
+(:mod:`.sampling`).  Fields are in normalised units: the denoisers scale each channel to the standard
+deviation ``sigma_data`` = 0.5, as EDM and FunDPS do (EDM's images in [-1, 1] have std ~0.5), so the
+published ``P_mean = -1.2``, ``P_std = 1.2``, ``sigma_max = 80`` keep their meaning relative to the data:
+5.7 % of the training noise levels have :math:`\sigma/\sigma_d > 4` (with data of std 1 and the same
+``P_mean``, only 1.5 % did, and the large noise levels were under-trained).
 """
 from __future__ import annotations
 
@@ -40,15 +43,15 @@ class EDMSchedule:
     Parameters
     ----------
     sigma_min, sigma_max, rho : time-step discretisation (published: 0.002, 80, 7).
-    sigma_data : standard deviation of the (normalised) data, 1 after normalisation
-        (EDM's 0.5 is for images in [-1, 1]).
+    sigma_data : standard deviation of the (normalised) data: the denoisers' normalisers scale every
+        channel to it (EDM / FunDPS: 0.5).
     P_mean, P_std : log-normal law of training noise levels.
     """
 
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     rho: float = 7.0
-    sigma_data: float = 1.0
+    sigma_data: float = 0.5
     P_mean: float = -1.2
     P_std: float = 1.2
 

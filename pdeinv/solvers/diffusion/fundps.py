@@ -10,7 +10,8 @@ sampler with posterior guidance (:mod:`pdeinv.solvers.diffusion.guidance`):
   likelihood and the noise level (:math:`\sigma^2 K\nabla\ell` with the
   likelihood tempered by :math:`r_\sigma^2`), so no hand-tuned weights;
 * PDE-residual guidance (the problem's real residual) only once
-  :math:`\sigma \le 1` (``pde_sigma``);
+  :math:`\sigma \le 1` (``pde_sigma``) -- and, as in the original's Darcy-inverse configuration
+  (PDE weight 0), off by default in inverse mode: ``weights={"pde": 1}`` switches it on;
 * observation noise in the likelihood (``fwd.noise``); guidance may go through
   ``fwd`` itself (``physics="simulator"``).
 
@@ -33,7 +34,8 @@ class FunDPS(DiffusionPosteriorSolver):
     """``FunDPS(prior, mode="inverse", physics="residual", n_samples=8, num_steps=50, pde_sigma=1.0, ...)``.
 
     See :class:`~pdeinv.solvers.diffusion.posterior.DiffusionPosteriorSolver` for the
-    common parameters.  ``pde_sigma``: PDE guidance acts once ``sigma <= pde_sigma``.
+    common parameters.  ``pde_sigma``: PDE guidance acts once ``sigma <= pde_sigma``.  The PDE weight
+    defaults to 0 in inverse mode (the original FunDPS inverse configurations), 1 otherwise.
     """
 
     name = "fundps"
@@ -41,7 +43,12 @@ class FunDPS(DiffusionPosteriorSolver):
 
     def __init__(self, prior, *args, pde_sigma: float = 1.0, **kwargs):
         super().__init__(prior, *args, **kwargs)
+        if not float(pde_sigma) > 0:
+            raise ValueError(f"pde_sigma must be > 0; got {pde_sigma}")
         self.pde_sigma = float(pde_sigma)
+
+    def default_pde_weight(self) -> float:
+        return 0.0 if self.mode == "inverse" else 1.0
 
     def obs_activity(self):
         return always

@@ -23,7 +23,15 @@ Observation noise comes from ``fwd.noise`` (part of the likelihood).  Each
 observation set gets ``n_samples`` posterior samples; the result holds their
 mean (``m``, ``u``), the samples of ``m`` (``samples``, ``(S, B, 1, *grid)``)
 and those of ``u`` (``result.u_samples``), so ``result.std`` and
-``result.credible_interval`` give pixel-wise spread and bands.
+``result.credible_interval`` give pixel-wise spread and bands;
+:func:`~pdeinv.solvers.diffusion.scores.posterior_scores` scores the mean *and* single samples
+(the published Darcy figures are single-sample thresholded error rates).
+
+The guidance options (``tempering``, ``safeguard``, ``max_gain``, ``trust``, ``weights``) are
+constructor arguments, so ``pdeinv.solvers.build(..., tempering="schedule")`` and
+``pdeinv invert --opt trust=null`` reach them.  ``result.info["guidance"]`` counts the guided steps,
+the tempering fallbacks (Tweedie :math:`\kappa \le 0` -> schedule), the safeguard and trust
+interventions; ``result.info["warnings"]`` says it once when the tempering fell back.
 """
 from __future__ import annotations
 
@@ -34,12 +42,27 @@ from typing import Optional
 import torch
 
 from pdeinv.solvers.base import InverseResult, InverseSolver
-from pdeinv.solvers.diffusion.guidance import (ObservationGuidance, PosteriorGuidance, ResidualGuidance, SimulatorGuidance, always)
+from pdeinv.solvers.diffusion.guidance import (TEMPERINGS, ObservationGuidance, PosteriorGuidance, ResidualGuidance,
+                                               SimulatorGuidance, always, merge_stats, stats_info)
 from pdeinv.solvers.diffusion.samplers import edm_sample
 
 log = logging.getLogger(__name__)
 
 MODES = ("inverse", "forward", "both")
+
+
+class CountingDenoiser:
+    """A denoiser seen through a counter of network evaluations (one per field denoised)."""
+
+    def __init__(self, denoiser):
+        self.inner, self.evals = denoiser, 0
+
+    def denoise(self, z, sigma):
+        self.evals += int(z.shape[0])
+        return self.inner.denoise(z, sigma)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["inner"], name)
 PHYSICS = ("residual", "simulator", "none")
 
 
@@ -55,7 +78,14 @@ class DiffusionPosteriorSolver(InverseSolver):
     num_steps : EDM steps.  sampler : ``"heun"`` or ``"stochastic"``.
     weights : multipliers ``{"obs": 1, "pde": 1}`` of the likelihood-derived
         guidance (defaults: the tuned ones recorded in the model for this
-        mode/physics, else 1).
+        mode/physics, else 1 -- FunDPS in inverse mode: ``pde`` 0, as in the original).
+        ``pde`` 0 switches the PDE term off.
+    tempering : ``"tweedie"`` (kappa from the denoiser's Jacobian, schedule where it is not positive)
+        or ``"schedule"``; see :class:`~.guidance.PosteriorGuidance`.
+    safeguard, max_gain : the line-search safeguard of each correction (``max_gain`` x the maximiser).
+    trust : cap on the rms correction, ``trust * sigma`` (normalised units); ``None`` = no cap;
+        ``"auto"`` (default): 3, and no cap with ``physics="simulator"`` in inverse/both mode (the
+        simulator must be able to move a pixel across the prior's range at small sigma).
     m_channel, u_channel : channel indices in the prior (``u_channel=None`` for an ``m``-only prior).
     clip : ``(lo, hi)`` physical range of ``m`` (e.g. Darcy's (3, 12)): used inside PDE/simulator
         guidance, and the returned samples of ``m`` are clamped to it.
@@ -74,13 +104,23 @@ class DiffusionPosteriorSolver(InverseSolver):
     def __init__(self, prior, mode: str = "inverse", physics: str = "residual", n_samples: int = 8,
                  num_steps: Optional[int] = None, sampler: str = "heun", weights: Optional[dict] = None,
                  m_channel: int = 0, u_channel: Optional[int] = -1, clip=None, batch_size: int = 64,
-                 dtype=None, S_churn: Optional[float] = None, verbose: bool = False, residual=None):
+                 dtype=None, S_churn: Optional[float] = None, verbose: bool = False, residual=None,
+                 tempering: str = "tweedie", safeguard: bool = True, max_gain: float = 2.0, trust="auto"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
         if physics not in PHYSICS:
             raise ValueError(f"physics must be one of {PHYSICS}; got {physics!r}")
         if sampler not in ("heun", "stochastic"):
             raise ValueError(f"sampler must be 'heun' or 'stochastic'; got {sampler!r}")
+        if tempering not in TEMPERINGS:
+            raise ValueError(f"tempering must be one of {TEMPERINGS}; got {tempering!r}")
+        if trust != "auto" and trust is not None and not (isinstance(trust, (int, float)) and trust > 0):
+            raise ValueError(f"trust must be 'auto', a number > 0 or None (no cap); got {trust!r}")
+        if not (isinstance(max_gain, (int, float)) and max_gain > 0):
+            raise ValueError(f"max_gain must be a number > 0; got {max_gain!r}")
+        if weights is not None and (not isinstance(weights, dict) or set(weights) - {"obs", "pde"}):
+            raise ValueError(f"weights must be a dict with keys 'obs' and/or 'pde'; got {weights!r}")
+        self.tempering, self.safeguard, self.max_gain, self.trust = tempering, bool(safeguard), float(max_gain), trust
         channels = int(getattr(prior, "channels", None) or prior.config["channels"])
         if u_channel == -1:
             u_channel = 1 if channels >= 2 else None
@@ -98,7 +138,7 @@ class DiffusionPosteriorSolver(InverseSolver):
         recorded = {}
         if hasattr(prior, "guidance_weights"):
             recorded = prior.guidance_weights.get(f"{mode}/{physics}", {})
-        self.weights = {"obs": 1.0, "pde": 1.0, **recorded, **(weights or {})}
+        self.weights = {"obs": 1.0, "pde": self.default_pde_weight(), **recorded, **(weights or {})}
 
     @classmethod
     def load(cls, path, map_location=None, **kwargs):
@@ -107,6 +147,15 @@ class DiffusionPosteriorSolver(InverseSolver):
         return cls(EDMDenoiser.load(path, map_location=map_location), **kwargs)
 
     # ------------------------------------------------------------------ schedules (subclasses)
+    def default_pde_weight(self) -> float:
+        return 1.0
+
+    def trust_for(self):
+        """The trust cap in use: ``trust``, or for ``"auto"`` 3 (none with simulator guidance of the data)."""
+        if self.trust != "auto":
+            return self.trust
+        return None if (self.physics == "simulator" and self.mode in ("inverse", "both")) else 3.0
+
     def obs_activity(self):
         return always
 
@@ -124,7 +173,8 @@ class DiffusionPosteriorSolver(InverseSolver):
         mc, uc = self.m_channel, self.u_channel
         if self.mode in ("inverse", "both"):
             if self.physics == "simulator":
-                su = scales[uc] if uc is not None else float(y.detach().pow(2).mean().sqrt())
+                su = scales[uc] if uc is not None else \
+                    float(y.detach().pow(2).mean().sqrt()) / self.prior.schedule.sigma_data
                 terms.append((SimulatorGuidance(fwd, y, mc, s, state_scale=su, clip=self.clip), w["obs"],
                               self.obs_activity()))
             else:
@@ -145,7 +195,8 @@ class DiffusionPosteriorSolver(InverseSolver):
                 residual = problem.residual
             terms.append((ResidualGuidance(residual, mc, uc, (scales[mc], scales[uc]), clip=self.clip),
                           w["pde"], self.pde_activity()))
-        return PosteriorGuidance(terms, self.prior.decode, self.prior.schedule, noise)
+        return PosteriorGuidance(terms, self.prior.decode, self.prior.schedule, noise, tempering=self.tempering,
+                                 safeguard=self.safeguard, max_gain=self.max_gain, trust=self.trust_for())
 
     # ------------------------------------------------------------------ solve
     def solve(self, y: torch.Tensor, fwd, *, seed: Optional[int] = None, y_m: Optional[torch.Tensor] = None,
@@ -172,15 +223,17 @@ class DiffusionPosteriorSolver(InverseSolver):
             s_m = fwd.noise.std(y_m) if fwd.noise is not None else torch.zeros(B, 1, 1, dtype=y_m.dtype)
         rep = lambda t: None if t is None else t.repeat_interleave(S, 0)
         Y, Sd, Ym, Sm = rep(y), rep(s if fwd.noise is not None else torch.zeros_like(s)), rep(y_m), rep(s_m)
-        out = []
+        out, stats = [], []
         N = B * S
+        counted = CountingDenoiser(prior)
         base_seed = int(seed) if seed is not None else 0
         for k, start in enumerate(range(0, N, self.batch_size)):
             sl = slice(start, min(N, start + self.batch_size))
             guidance = self._guidance(Y[sl], Sd[sl], fwd, None if Ym is None else Ym[sl], None if Sm is None else Sm[sl],
                                       obs_m, scales)
+            stats.append(guidance.stats)
             gen = torch.Generator().manual_seed(base_seed * 1_000_003 + k)
-            z = edm_sample(prior, (sl.stop - sl.start, C, *grid.shape), num_steps=self.num_steps,
+            z = edm_sample(counted, (sl.stop - sl.start, C, *grid.shape), num_steps=self.num_steps,
                            stochastic=self.sampler == "stochastic", S_churn=self.S_churn, guidance=guidance,
                            generator=gen, dtype=dtype, device=device, verbose=self.verbose)
             with torch.no_grad():
@@ -199,5 +252,11 @@ class DiffusionPosteriorSolver(InverseSolver):
         log.debug("%s: %d chains x %d steps in %.2f s", self.name, N, self.num_steps, wall)
         info = {"method": self.name, "mode": self.mode, "physics": self.physics, "num_steps": self.num_steps,
                 "sampler": self.sampler, "n_samples": S, "weights": dict(self.weights),
-                "time_s": wall, "time_per_sample_s": wall / N, "noise": prior.noise.to_dict()}
+                "time_s": wall, "time_per_sample_s": wall / N, "noise": prior.noise.to_dict(),
+                "tempering": self.tempering, "safeguard": self.safeguard, "max_gain": self.max_gain,
+                "trust": self.trust_for(), "network_evals_per_sample": counted.evals / N}
+        info["guidance"], warnings = stats_info(merge_stats(stats))
+        if warnings:
+            info["warnings"] = warnings
+            log.warning("%s: %s", self.name, warnings[0])
         return InverseResult(m=m_s.mean(0), u=u_s.mean(0), samples=m_s, u_samples=u_s, info=info, grid=grid)
