@@ -48,20 +48,26 @@ module                 contents
 :mod:`.samples`        :func:`load_split`, :class:`Data`, :class:`Sample`, :func:`make_sample`,
                        :func:`node_scatter`
 :mod:`.methods`        :class:`Method`, :data:`METHODS`, :func:`register_method`; one module per
-                       method family (classical, learned, sampling, diffusion)
+                       method family (classical, learned, sampling, diffusion, reference)
+:mod:`.stats`          :func:`band_statistics` (coverage, exact band, single draws), :func:`summarize_statistics`,
+                       :func:`reference_ratios`, :func:`clopper_pearson`, :func:`convergence_note`
 :mod:`.runner`         :func:`run_benchmark`, :func:`run_one`, :class:`PeakMemory`, :class:`ResultLog`,
                        :func:`write_run`, :func:`git_commit`, :func:`machine_info`, the Dask runner
 :mod:`.report`         :data:`PUBLISHED`, :func:`run_markdown`, :func:`write_readme`,
                        :func:`headline_table`, :func:`figure`
+:mod:`.headline`       the README's leading sections: :func:`ratio_table` (error / reference on the same
+                       samples), coverage, convergence, cost, the published setting, :func:`calibration_figure`
 =====================  =========================================================================
 """
 from pdeinv.benchmark.config import (HARNESS_VERSION, MODES, SUITES, BenchConfig, atomic_write_text,
                                      default_cache_dir, derived_seed, get_task, progress, stable_hash)
 from pdeinv.benchmark.samples import (Data, Sample, bench_recipe, is_boundary_task, load_split, make_sample,
                                       node_scatter, repo_recipe)
-from pdeinv.benchmark.methods import (METHODS, DiffusionMethod, MAPMethod, MCMCMethod, MeanMethod, Method,
-                                      MethodUnavailable, NIOMethod, NotAdapted, PINNMethod, SparseBaseline,
-                                      ViTOSparse, register_method)
+from pdeinv.benchmark.methods import (METHODS, BayesMethod, DiffusionMethod, Identity, LaplaceMethod, MAPMethod,
+                                      MCMCMethod, MCMCRefMethod, MeanMethod, Method, MethodUnavailable, NIOMethod,
+                                      NotAdapted, PINNMethod, SparseBaseline, ViTOSparse, register_method)
+from pdeinv.benchmark.stats import (LEVELS, REFERENCES, band_statistics, clopper_pearson, convergence_note,
+                                    expected_band_coverage, reference_ratios, summarize_statistics)
 from pdeinv.benchmark.report import (HEADLINE_METHODS, PUBLISHED, PUBLISHED_FOR_METHOD, figure, fmt_pm,
                                      headline_table, published, run_markdown, write_readme)
 from pdeinv.benchmark.runner import (PeakMemory, ResultLog, git_commit, machine_info, run_benchmark, run_one,
@@ -75,7 +81,11 @@ __all__ = [
     "Data", "Sample", "bench_recipe", "is_boundary_task", "load_split", "make_sample", "node_scatter", "repo_recipe",
     # methods
     "METHODS", "Method", "MethodUnavailable", "NotAdapted", "register_method", "MAPMethod", "MeanMethod",
-    "SparseBaseline", "ViTOSparse", "NIOMethod", "MCMCMethod", "PINNMethod", "DiffusionMethod",
+    "SparseBaseline", "ViTOSparse", "NIOMethod", "MCMCMethod", "PINNMethod", "DiffusionMethod", "BayesMethod",
+    "LaplaceMethod", "MCMCRefMethod", "Identity",
+    # statistics
+    "LEVELS", "REFERENCES", "band_statistics", "clopper_pearson", "convergence_note", "expected_band_coverage",
+    "reference_ratios", "summarize_statistics",
     # runner
     "PeakMemory", "ResultLog", "git_commit", "machine_info", "run_benchmark", "run_one", "sample_errors",
     "summarize", "write_run",

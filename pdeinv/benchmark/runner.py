@@ -31,11 +31,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from pdeinv.benchmark.config import (HARNESS_VERSION, MODES, BenchConfig, atomic_write_text, derived_seed,
-                                     get_task, progress, stable_hash)
+from pdeinv.benchmark.config import (HARNESS_VERSION, MODES, BenchConfig, atomic_write_text, get_task, progress,
+                                     stable_hash)
 from pdeinv.benchmark.methods import METHODS, Method, MethodUnavailable
 from pdeinv.benchmark.report import figure, run_markdown, write_readme
 from pdeinv.benchmark.samples import Data, Sample, make_sample
+from pdeinv.benchmark.stats import band_statistics, summarize_statistics
 from pdeinv.nn.base import atomic_torch_save
 
 log = logging.getLogger(__name__)
@@ -119,70 +120,6 @@ def run_one(cfg: BenchConfig, method: Method, sample: Sample, key: str) -> Tuple
     rec.update({k: v for k, v in info.items() if isinstance(v, (int, float, str, bool, type(None)))})
     rec.update(rec_extra)
     return rec, pred
-
-
-#: nominal levels of the calibration curve (equal-tailed bands)
-LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def expected_band_coverage(n_draws: int, level: float) -> float:
-    """Expected coverage of the equal-tailed ``level`` band of ``n_draws`` exact posterior draws (linear-interpolated
-    quantiles, ``torch.quantile``'s rule): ``(S - 1) / (S + 1) * level`` -- 0.70 for 8 draws, 0.872 for 64, 0.8996
-    for 4000.  Exact for an interpolation between order statistics of uniforms; for 64 Gaussian draws the measured
-    value is 0.8725 (200,000 trials)."""
-    S = int(n_draws)
-    return float((S - 1) / (S + 1) * level) if S >= 2 else float("nan")
-
-
-def band_statistics(cfg: BenchConfig, sample: Sample, samples: Optional[torch.Tensor],
-                    exact_std: Optional[torch.Tensor], pred: torch.Tensor) -> Dict[str, Any]:
-    """Coverage and spread of a sampler's posterior draws for one test sample.
-
-    ``samples`` ``(S, ...)`` of the target field: coverage of the equal-tailed band at :data:`LEVELS`
-    (``coverage_levels``; ``coverage90`` the 90 % one), its finite-sample expectation for ``S`` exact draws
-    (``coverage90_expected``), the mean pixel std, and at one seeded random pixel whether the truth lies in the
-    90 % band (``cover_pixel90``: one independent Bernoulli trial per test sample, for a binomial interval).
-    Darcy inverse: the pixel error rate of single thresholded draws (``error_rate_single``, mean over draws; the
-    published figures are single-sample error rates).  ``exact_std`` (a Gaussian posterior's exact pointwise std,
-    target's shape): the same for the exact band ``pred +- z std`` (``coverage_exact_levels``,
-    ``coverage90_exact``, ``cover_pixel90_exact``).  The scalars go to ``_scalars``."""
-    out: Dict[str, Any] = {}
-    scal: Dict[str, Any] = {}
-    true = sample.target.double()
-    gen = np.random.default_rng(derived_seed(cfg.seed, sample.index, 4))
-    pix = int(gen.integers(true[0].numel()))
-    if samples is not None and samples.shape[0] >= 2:   # samplers: 90 % band coverage and spread of the truth
-        from pdeinv.metrics import coverage
-        samples = samples.detach().cpu().double().reshape(samples.shape[0], *true.shape)
-        S = int(samples.shape[0])
-        out["coverage_levels"] = [float(coverage(samples, true, lv)[0]) for lv in LEVELS]
-        scal["coverage90"] = out["coverage_levels"][-1]
-        scal["coverage90_expected"] = expected_band_coverage(S, 0.9)
-        scal["posterior_std"] = float(samples.std(0).mean())
-        scal["n_draws"] = S
-        q = torch.quantile(samples.flatten(2)[:, 0, pix], torch.tensor([0.05, 0.95], dtype=torch.float64))
-        t = float(true.flatten(1)[0, pix])
-        scal["cover_pixel90"] = bool(q[0] <= t <= q[1])
-        if cfg.task == "darcy" and cfg.mode == "inverse":
-            from pdeinv.metrics import error_rate, relative_l2
-            flat = samples.reshape(S, *true.shape[1:])
-            tt = true.expand(S, *true.shape[1:])
-            scal["error_rate_single"] = float(error_rate(flat, tt, threshold=7.5).mean())
-            scal["rel_l2_single"] = float(relative_l2(flat, tt).mean())
-    if exact_std is not None:
-        from statistics import NormalDist
-        std = exact_std.detach().cpu().double().reshape(true.shape)
-        err = (true - pred.double().reshape(true.shape)).abs()
-        lv = []
-        for level in LEVELS:
-            z = NormalDist().inv_cdf(0.5 + level / 2)
-            lv.append(float((err <= z * std).double().mean()))
-        out["coverage_exact_levels"] = lv
-        scal["coverage90_exact"] = lv[-1]
-        scal["cover_pixel90_exact"] = bool(float(err.flatten()[pix]) <= NormalDist().inv_cdf(0.95) *
-                                           float(std.flatten()[pix]))
-    out["_scalars"] = scal
-    return out
 
 
 # worker-side cache of prepared methods (one per process)
@@ -296,50 +233,6 @@ def summarize(cfg: BenchConfig, method: Method, recs: List[Dict[str, Any]], info
                seed=cfg.seed, obs_fraction=cfg.obs, n_obs=recs[0]["n_obs"] if recs else None, noise=cfg.noise,
                settings=settings, key=key, commit=git_commit())
     out.update(summarize_statistics(recs))
-    return out
-
-
-def _nanmean(vals):
-    vals = np.asarray(vals, dtype=float)
-    return float(np.nanmean(vals)) if np.isfinite(vals).any() else None
-
-
-def summarize_statistics(recs: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Per-method aggregates of the optional per-sample fields: coverage (per level, exact band, one-pixel
-    binomial counts), single-draw Darcy errors, MAP convergence, MCMC R-hat/ESS."""
-    out: Dict[str, Any] = {}
-    if not recs:
-        return out
-    for k in ("coverage90", "coverage90_exact", "posterior_std", "acceptance", "error_rate_single", "rel_l2_single",
-              "rhat_loglik", "ess_loglik", "rhat", "ess", "grad_norm_relative", "coverage90_expected", "n_draws"):
-        if any(k in r for r in recs):
-            vals = [float(r[k]) if r.get(k) is not None else np.nan for r in recs]
-            out[k + "_mean"] = _nanmean(vals)
-            out[k + "_values"] = vals
-    for k in ("coverage_levels", "coverage_exact_levels"):
-        rows = [r[k] for r in recs if r.get(k)]
-        if rows:
-            out[k + "_mean"] = np.mean(np.array(rows, dtype=float), 0).tolist()
-            out[k + "_n"] = len(rows)
-    for k in ("cover_pixel90", "cover_pixel90_exact"):
-        vals = [bool(r[k]) for r in recs if k in r]
-        if vals:
-            out[k + "_count"] = [int(sum(vals)), len(vals)]
-    if any("converged" in r for r in recs):
-        conv = [bool(r.get("converged")) for r in recs]
-        out["n_converged"] = int(sum(conv))
-        out["converged_all"] = bool(all(conv))
-    else:
-        out["converged_all"] = None        # the records say nothing about convergence
-    if any("iterations" in r for r in recs):
-        out["mean_iterations"] = float(np.mean([r.get("iterations") or 0 for r in recs]))
-        out["max_iterations"] = int(max(r.get("iterations") or 0 for r in recs))
-    if any("grad_norm_relative" in r for r in recs):
-        out["max_grad_norm_relative"] = float(max(float(r.get("grad_norm_relative") or 0) for r in recs))
-    if any("rhat_loglik" in r for r in recs):
-        rl = [float(r.get("rhat_loglik", np.nan)) for r in recs]
-        out["max_rhat_loglik"] = float(np.nanmax(rl)) if np.isfinite(rl).any() else None
-        out["min_ess_loglik"] = float(np.nanmin([float(r.get("ess_loglik", np.nan)) for r in recs]))
     return out
 
 
