@@ -66,8 +66,8 @@ from pdeinv.benchmark.samples import (Data, Sample, bench_recipe, is_boundary_ta
 from pdeinv.benchmark.methods import (METHODS, BayesMethod, DiffusionMethod, Identity, LaplaceMethod, MAPMethod,
                                       MCMCMethod, MCMCRefMethod, MeanMethod, Method, MethodUnavailable, NIOMethod,
                                       NotAdapted, PINNMethod, SparseBaseline, ViTOSparse, register_method)
-from pdeinv.benchmark.stats import (LEVELS, REFERENCES, band_statistics, clopper_pearson, convergence_note,
-                                    expected_band_coverage, reference_ratios, summarize_statistics)
+from pdeinv.benchmark.stats import (LEVELS, REFERENCES, band_statistics, chain_converged, clopper_pearson,
+                                    convergence_note, expected_band_coverage, reference_ratios, summarize_statistics)
 from pdeinv.benchmark.report import (HEADLINE_METHODS, PUBLISHED, PUBLISHED_FOR_METHOD, figure, fmt_pm,
                                      headline_table, published, run_markdown, write_readme)
 from pdeinv.benchmark.runner import (PeakMemory, ResultLog, git_commit, machine_info, run_benchmark, run_one,
@@ -84,8 +84,8 @@ __all__ = [
     "SparseBaseline", "ViTOSparse", "NIOMethod", "MCMCMethod", "PINNMethod", "DiffusionMethod", "BayesMethod",
     "LaplaceMethod", "MCMCRefMethod", "Identity",
     # statistics
-    "LEVELS", "REFERENCES", "band_statistics", "clopper_pearson", "convergence_note", "expected_band_coverage",
-    "reference_ratios", "summarize_statistics",
+    "LEVELS", "REFERENCES", "band_statistics", "chain_converged", "clopper_pearson", "convergence_note",
+    "expected_band_coverage", "reference_ratios", "summarize_statistics",
     # runner
     "PeakMemory", "ResultLog", "git_commit", "machine_info", "run_benchmark", "run_one", "sample_errors",
     "summarize", "write_run",

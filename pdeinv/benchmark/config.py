@@ -38,7 +38,7 @@ SUITES: Dict[str, Dict[str, Any]] = {
                  denoiser_steps=200000, methods=None),   # None: every registered method
     # the published protocol at equal information: 500 random points (3.05 %) on 128², for the methods that are
     # cheap enough on a CPU (the exact posterior, converged MAP, Laplace); files <task>-<mode>-128.json
-    "published": dict(tasks=("poisson", "helmholtz"), modes=("inverse", "forward"), res=128, n_test=20,
+    "published": dict(tasks=("poisson", "helmholtz"), modes=("inverse", "forward"), res=128, n_test=10,
                       n_train=500, epochs=15, batch_size=32, width=16, map_iter=1000, steps=40, samples=64,
                       denoiser_steps=1000, methods=("bayes", "map", "laplace"), tag="128"),
     # the Darcy reference (mcmc-ref: long level-set pCN) at the resolution a CPU affords (16², 8 points): the

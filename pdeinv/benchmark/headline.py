@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from pdeinv.benchmark.stats import (LEVELS, REFERENCES, clopper_pearson, convergence_note, expected_band_coverage,
-                                    reference_ratios)
+                                    n_draws_of, reference_ratios)
 
 #: column order of the ratio table (methods that are not listed follow in the order found)
 RATIO_ORDER = ("map", "laplace", "mcmc", "fundps", "diffusionpde", "fundps-obs", "fundps-sim", "vito", "pinn", "fno",
@@ -113,9 +113,8 @@ def reference_table(runs) -> List[str]:
             if r is None:
                 continue
             n += 1
-            cov = r.get("coverage90_mean")
-            covs = "" if cov is None else (f"{cov:.3f} ({int(r.get('n_draws_mean') or 0)}; "
-                                           f"{r.get('coverage90_expected_mean') or float('nan'):.3f})")
+            cov, S = r.get("coverage90_mean"), n_draws_of(r)
+            covs = "" if cov is None or not S else f"{cov:.3f} ({S}; {expected_band_coverage(S, 0.9):.3f})"
             rh = r.get("max_rhat_loglik")
             conv = ("" if r.get("converged_all") is None
                     else f"{r.get('n_converged', 0)}/{r['n_test']}")
@@ -171,7 +170,7 @@ def coverage_table(runs) -> List[str]:
             if r.get("coverage90_mean") is None:
                 continue
             n += 1
-            S = r.get("n_draws_mean")
+            S = n_draws_of(r)
             exp = r.get("coverage90_expected_mean")
             if exp is None and S:
                 exp = expected_band_coverage(int(S), 0.9)
@@ -210,7 +209,8 @@ def convergence_table(runs) -> List[str]:
                 continue
             n += 1
             conv = "" if r.get("converged_all") is None else f"{r.get('n_converged', 0)}/{r['n_test']}"
-            it = "" if r.get("mean_iterations") is None else f"{r['mean_iterations']:.1f} / {r.get('max_iterations')}"
+            it = "" if r.get("mean_iterations") is None else (
+                f"{r['mean_iterations']:.1f}" + (f" / {r['max_iterations']}" if r.get("max_iterations") else ""))
             g = r.get("max_grad_norm_relative")
             rh, es = r.get("max_rhat_loglik"), r.get("min_ess_loglik")
             out.append(f"| {c['task']} | {c['mode']} | {_grid(d)} | {r['method']} | {conv} | {it} | "
@@ -279,7 +279,7 @@ def calibration_figure(runs, path: Path) -> Optional[Path]:
     the expectation for S exact draws ((S-1)/(S+1) x level); dotted: the exact band of a Gaussian posterior."""
     panels = []
     for d in _order(runs):
-        curves = [(r["method"], r["coverage_levels_mean"], r.get("n_draws_mean"), r.get("coverage_exact_levels_mean"))
+        curves = [(r["method"], r["coverage_levels_mean"], n_draws_of(r), r.get("coverage_exact_levels_mean"))
                   for r in d.get("records", []) if r.get("coverage_levels_mean")]
         if curves:
             panels.append((d, curves))

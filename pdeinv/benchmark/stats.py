@@ -84,6 +84,17 @@ def band_statistics(cfg: BenchConfig, sample: Sample, samples: Optional[torch.Te
     return out
 
 
+def chain_converged(r: Dict[str, Any], threshold: float = 1.05) -> bool:
+    """An MCMC record converged: split-R-hat of the log-likelihood below ``threshold``; where it is undefined (the
+    log-likelihood is the same in every kept state -- forward-mode Darcy, whose data are a few pixels of a binary
+    field, once every chain fits them), the worst pixel's R-hat instead."""
+    rl = r.get("rhat_loglik")
+    if rl is not None and math.isfinite(rl):
+        return rl < threshold
+    rp = r.get("rhat")
+    return rp is not None and math.isfinite(rp) and rp < threshold
+
+
 def _nanmean(vals):
     vals = np.asarray(vals, dtype=float)
     return float(np.nanmean(vals)) if np.isfinite(vals).any() else None
@@ -111,7 +122,7 @@ def summarize_statistics(recs: List[Dict[str, Any]]) -> Dict[str, Any]:
         if vals:
             out[k + "_count"] = [int(sum(vals)), len(vals)]
     if any("converged" in r for r in recs):
-        conv = [bool(r.get("converged")) for r in recs]
+        conv = [chain_converged(r) if "rhat_loglik" in r else bool(r.get("converged")) for r in recs]
         out["n_converged"] = int(sum(conv))
         out["converged_all"] = bool(all(conv))
     else:
@@ -159,6 +170,18 @@ def reference_ratios(records: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]
     return out
 
 
+def n_draws_of(r: Dict[str, Any]) -> Optional[int]:
+    """Posterior draws per test sample of a record: recorded, else from its settings (older records)."""
+    if r.get("n_draws_mean"):
+        return int(r["n_draws_mean"])
+    st = r.get("settings") or {}
+    if "n_chains" in st and "n_samples" in st:
+        return int(st["n_chains"]) * int(st["n_samples"])
+    if "samples" in st:
+        return int(st["samples"])
+    return None
+
+
 def clopper_pearson(k: int, n: int, confidence: float = 0.95):
     """Exact (Clopper--Pearson) binomial interval of ``k`` successes in ``n`` trials."""
     from scipy.stats import beta
@@ -181,7 +204,12 @@ def convergence_note(r: Dict[str, Any]) -> str:
         return ""
     n = r.get("n_test") or 0
     k = r.get("n_converged", 0)
-    if "max_rhat_loglik" in r and r.get("max_rhat_loglik") is not None:
-        return f"not converged: {k}/{n} with R-hat < 1.05 (max {r['max_rhat_loglik']:.3g})"
+    if "max_rhat_loglik" in r:
+        vals = [v for v in (r.get("rhat_loglik_values") or []) if v is not None]
+        undefined = sum(1 for v in vals if not math.isfinite(v))
+        mx = r.get("max_rhat_loglik")
+        return (f"not converged: {k}/{n} with R-hat < 1.05" + (f" (max {mx:.3g})" if mx is not None else "")
+                + (f"; on {undefined} the log-likelihood is constant (R-hat undefined), judged by the worst "
+                   "pixel's R-hat" if undefined else ""))
     g = r.get("max_grad_norm_relative")
     return f"not converged: {k}/{n} reached gtol" + (f" (max relative gradient {g:.1e})" if g is not None else "")

@@ -9,6 +9,7 @@ import numpy as np
 from pdeinv.benchmark.config import get_task
 from pdeinv.benchmark.methods.base import Identity, Method, module_missing, target_of, weighting_noise
 from pdeinv.benchmark.samples import is_boundary_task
+from pdeinv.benchmark.stats import chain_converged
 
 
 class MCMCMethod(Method):
@@ -61,7 +62,8 @@ class MCMCMethod(Method):
         rl = float(i.get("rhat_loglik", np.nan))
         info = {"acceptance": float(np.mean(i.get("acceptance", np.nan))), "rhat_loglik": rl,
                 "ess_loglik": float(i.get("ess_loglik", np.nan)), "rhat": float(i.get("rhat", np.nan)),
-                "ess": float(i.get("ess", np.nan)), "converged": bool(np.isfinite(rl) and rl < 1.05)}
+                "ess": float(i.get("ess", np.nan))}
+        info["converged"] = chain_converged(info)
         if cfg.mode == "inverse":
             info["samples"] = res.samples
         return pred.detach().double(), info
