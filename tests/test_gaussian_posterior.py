@@ -15,15 +15,7 @@ from pdeinv.solvers.lowrank import LowRankGaussian, randomized_eigh, randomized_
 from pdeinv.tasks import TASKS
 
 
-class Identity(torch.nn.Module):
-    """Forward mode's map ``problem(m) = m`` (observe m itself)."""
-
-    def __init__(self, grid):
-        super().__init__()
-        self.grid = grid
-
-    def forward(self, m):
-        return m
+from pdeinv.physics import Identity  # noqa: E402
 
 
 def make(task, mode, res, noise, n=1, obs_seed=1, fraction=0.1):

@@ -7,7 +7,7 @@ from pdeinv.physics.grid import Grid1D, Grid2D, grid_from_dict
 from pdeinv.physics.fields import GaussianRandomField, threshold, white_noise
 from pdeinv.physics.observation import Observation, PointObservation, MaskObservation, BoundaryTrace
 from pdeinv.physics.noise import GaussianNoise
-from pdeinv.physics.forward import ForwardModel
+from pdeinv.physics.forward import ForwardModel, Identity
 from pdeinv.physics.elliptic import EllipticProblem, solve_elliptic, stencil
 from pdeinv.physics.darcy import Darcy
 from pdeinv.physics.poisson import Poisson
@@ -32,6 +32,6 @@ PROBLEMS = {
 __all__ = [
     "Grid1D", "Grid2D", "grid_from_dict", "GaussianRandomField", "threshold", "white_noise",
     "Observation", "PointObservation", "MaskObservation", "BoundaryTrace", "GaussianNoise",
-    "ForwardModel", "EllipticProblem", "solve_elliptic", "stencil", "Darcy", "Poisson", "Helmholtz",
+    "ForwardModel", "Identity", "EllipticProblem", "solve_elliptic", "stencil", "Darcy", "Poisson", "Helmholtz",
     "EIT", "DtNObservation", "NavierStokes2D", "Burgers1D", "Wave2D", "TimeSliceObservation", "ExternalProblem", "PROBLEMS",
 ]

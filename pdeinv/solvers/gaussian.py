@@ -39,7 +39,7 @@ import torch
 from pdeinv.priors.gaussian import gaussian_field, pointwise_variance
 from pdeinv.solvers.base import InverseResult, InverseSolver
 from pdeinv.solvers.lowrank import (Linearization, LowRankGaussian, WhitenedCoordinates, choose_rank, misfit_factor,
-                                    misfit_hessian, pcg, randomized_gram_eigh, seeded)
+                                    misfit_hessian, pcg, randomized_gram_eigh, seeded, draws_and_state)
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +264,7 @@ class GaussianPosterior(InverseSolver):
             stats["log_evidence"].append(logev); stats["eigenvalues_tail"].append(float(lam[-1]))
         mean = torch.cat([p.mean for p in posts])
         std = posterior_std(posts, coords, zshape, self.block_size)
-        samples = None
-        if self.n_samples > 0:
-            samples = torch.stack([p.sample(self.n_samples, seeded(seed, 1, b)) for b, p in enumerate(posts)], 1)
-        u = None
-        if self.compute_state:
-            with torch.no_grad():
-                u = fwd.solve(mean)
+        samples, u = draws_and_state(posts, self.n_samples, seed, fwd, mean, self.compute_state)
         wall = time.perf_counter() - t0
         info = {"method": "gaussian", "coordinates": "whitened: m = mu + C^(1/2) z", "rank": k, "target_rank": rank,
                 "n_obs": n_obs, "exact_rank": k >= n_obs, "power_iterations": pw, "oversampling": self.oversampling,

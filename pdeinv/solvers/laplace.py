@@ -41,7 +41,7 @@ import torch
 from pdeinv.solvers.base import InverseResult, InverseSolver
 from pdeinv.solvers.gaussian import GaussianField, PosteriorResult, as_gaussian_prior, noise_std, posterior_std
 from pdeinv.solvers.lowrank import (Linearization, LowRankGaussian, choose_rank, misfit_factor,
-                                    randomized_gram_eigh, seeded)
+                                    randomized_gram_eigh, seeded, draws_and_state)
 from pdeinv.solvers.map import MAP, Parametrisation, WhitenedPrior
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,7 @@ class Laplace(InverseSolver):
         latent = WhitenedPrior(coords.field)
         latent_std = posterior_std([GaussianField(latent, p.gauss, zshape) for p in posts], latent, zshape,
                                    self.block_size)
-        samples = None
-        if self.n_samples > 0:
-            samples = torch.stack([p.sample(self.n_samples, seeded(seed, 1, b)) for b, p in enumerate(posts)], 1)
-        u = None
-        if self.compute_state:
-            with torch.no_grad():
-                u = fwd.solve(m)
+        samples, u = draws_and_state(posts, self.n_samples, seed, fwd, m, self.compute_state)
         wall = time.perf_counter() - t0
 
         def per_b(v):

@@ -409,3 +409,17 @@ def seeded(seed: int, *stream: int) -> torch.Generator:
 
 __all__ = ["blocked", "randomized_eigh", "pcg", "LowRankGaussian", "WhitenedCoordinates", "Linearization",
            "misfit_factor", "misfit_hessian", "randomized_gram_eigh", "choose_rank", "seeded"]
+
+
+def draws_and_state(posteriors, n_samples: int, seed: int, fwd, m: torch.Tensor, compute_state: bool):
+    """Posterior draws ``(S, B, C, *grid)`` (problem b from the stream ``(seed, 1, b)``, so a batch gives
+    each problem its solo draws; ``None`` when ``n_samples`` is 0) and the state ``u = F(m)`` of the
+    point estimate (``None`` unless ``compute_state``)."""
+    samples = None
+    if n_samples > 0:
+        samples = torch.stack([p.sample(n_samples, seeded(seed, 1, b)) for b, p in enumerate(posteriors)], 1)
+    u = None
+    if compute_state:
+        with torch.no_grad():
+            u = fwd.solve(m)
+    return samples, u
