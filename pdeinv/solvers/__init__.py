@@ -9,11 +9,11 @@ from pdeinv.solvers.base import InverseResult, InverseSolver
 from pdeinv.solvers.map import MAP
 from pdeinv.solvers.surrogate_map import SurrogateMAP
 from pdeinv.solvers.amortized import Amortized
-from pdeinv.solvers.diffusion import DiffusionPDE, FunDPS
+from pdeinv.solvers.diffusion import DAPS, DiffusionPDE, FunDPS
 from pdeinv.solvers.pinn import PINN
 from pdeinv.solvers.mcmc import MCMC, TwoLevelMCMC
 from pdeinv.solvers.registry import SOLVERS
 from pdeinv.solvers.factory import BUILDERS, NEEDS_MODEL, build
 
-__all__ = ["InverseResult", "InverseSolver", "MAP", "SurrogateMAP", "Amortized", "FunDPS", "DiffusionPDE", "PINN",
-           "MCMC", "TwoLevelMCMC", "SOLVERS", "build", "BUILDERS", "NEEDS_MODEL"]
+__all__ = ["InverseResult", "InverseSolver", "MAP", "SurrogateMAP", "Amortized", "FunDPS", "DiffusionPDE", "DAPS",
+           "PINN", "MCMC", "TwoLevelMCMC", "SOLVERS", "build", "BUILDERS", "NEEDS_MODEL"]

@@ -11,6 +11,7 @@ method              what the task and the model give it
 ``amortized``       a trained *inverse* operator ``y -> m`` (``model``)
 ``fundps``,         a trained EDM denoiser of the joint field (``model``); the task's bounds as
 ``diffusionpde``    ``clip``; ``problem.slice_residual`` as the PDE term where the problem has one
+``daps``            a trained EDM denoiser of m or of (m, u) (``model``); the task's bounds as ``clip``
 ``gaussian``        the task's Gaussian law as prior (linear tasks: poisson, helmholtz; forward mode)
 ``laplace``         the task's Gaussian MAP prior (and bounds)
 ``pinn``            the task's bounds as ``field_bounds``
@@ -41,6 +42,7 @@ NEEDS_MODEL = {
                  "`pdeinv train nio`)",
     "fundps": "a trained joint-field denoiser (`pdeinv train diffusion --arch uno`)",
     "diffusionpde": "a trained joint-field denoiser (`pdeinv train diffusion --arch unet`)",
+    "daps": "a trained denoiser of m or of the joint field (`pdeinv train diffusion --arch uno`, `-O channels=m`)",
     "mcmc-2level": "a trained forward surrogate m -> u for the screening level",
 }
 
@@ -146,7 +148,7 @@ def _diffusion_builder(name: str):
             if "bounds" in task.map_options:
                 d["clip"] = tuple(task.map_options["bounds"])
             problem = task.make(res)[1]
-            if hasattr(problem, "slice_residual"):
+            if hasattr(problem, "slice_residual") and name != "daps":     # DAPS has no PDE term: fwd is the physics
                 d["residual"] = problem.slice_residual
         return SOLVERS[name](model, **{**d, **options})
     return builder
@@ -224,6 +226,7 @@ BUILDERS: Dict[str, Callable] = {
     "amortized": _build_amortized,
     "fundps": _diffusion_builder("fundps"),
     "diffusionpde": _diffusion_builder("diffusionpde"),
+    "daps": _diffusion_builder("daps"),
     "gaussian": _build_gaussian,
     "laplace": _build_laplace,
     "pinn": _build_pinn,

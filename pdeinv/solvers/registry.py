@@ -1,7 +1,7 @@
 """``SOLVERS``: method name -> solver class.  The contract tests are parametrised over it and
 :func:`pdeinv.solvers.build` looks methods up in it; register a new solver here."""
 from pdeinv.solvers.amortized import Amortized
-from pdeinv.solvers.diffusion import DiffusionPDE, FunDPS
+from pdeinv.solvers.diffusion import DAPS, DiffusionPDE, FunDPS
 from pdeinv.solvers.gaussian import GaussianPosterior
 from pdeinv.solvers.laplace import Laplace
 from pdeinv.solvers.map import MAP
@@ -15,6 +15,7 @@ SOLVERS = {
     "amortized": Amortized,
     "fundps": FunDPS,
     "diffusionpde": DiffusionPDE,
+    "daps": DAPS,
     "pinn": PINN,
     "mcmc": MCMC,
     "mcmc-2level": TwoLevelMCMC,

@@ -224,8 +224,9 @@ class PosteriorGuidance:
     residual, white noise otherwise), with :math:`J_D K p` from one extra (batched) denoiser evaluation
     by finite differences; then :math:`r^2 = \sigma^2\kappa`, and the predictive variance of a term's
     ``n`` outputs is :math:`r^2 \langle p, Kp\rangle / n` (Hutchinson).  This is exact in scale for
-    Gaussian data.  A trained denoiser can give :math:`\kappa \le 0` (a Jacobian that is not positive
-    along the probe, typically at large :math:`\sigma`, where it is least trained): there the schedule's
+    Gaussian data.  A trained denoiser can give :math:`\kappa < 0` (a Jacobian that is not positive
+    along the probe, typically at large :math:`\sigma`, where it is least trained; values within
+    ``KAPPA_ZERO`` of 0 are finite-difference zeros and floored at ``KAPPA_FLOOR``): there the schedule's
     value :math:`\kappa_\sigma = \sigma_d^2/(\sigma_d^2+\sigma^2)` is used instead, and the fallbacks are
     counted (``stats``; the solvers report them in ``result.info`` with a warning).
     ``tempering="schedule"``: :math:`\kappa_\sigma` everywhere (no extra denoiser call).
@@ -284,10 +285,10 @@ class PosteriorGuidance:
             Dp = denoiser.denoise((x.unsqueeze(0) + eps.reshape(shape) * W).flatten(0, 1), sigma).reshape(P.shape)
         JW = (Dp - D.detach().unsqueeze(0)) / eps.reshape(shape)
         k = (P * JW).flatten(2).sum(2) / den
-        bad = ~(k > 0) | ~torch.isfinite(k)
+        bad = ~(k > -KAPPA_ZERO) | ~torch.isfinite(k)
         record_kappa(self.stats, sigma, int(bad.sum()), bad.numel(), k)
         k = torch.where(bad, torch.full_like(k, ks), k)
-        return k.clamp(1e-6, 1.0), den                             # 0 < J_D K <= K in scale
+        return k.clamp(KAPPA_FLOOR, 1.0), den                      # 0 < J_D K <= K in scale
 
     def __call__(self, denoiser, x, sigma, step, num_steps):
         facs = [(t, w * act(sigma, step, num_steps)) for t, w, act in self.terms]
@@ -337,6 +338,10 @@ class PosteriorGuidance:
 
 
 TEMPERINGS = ("tweedie", "schedule")
+#: kappa above -KAPPA_ZERO is zero within the finite-difference error (e.g. the PDE residual's probe, which an exact
+#: joint prior's denoiser annihilates) and is floored at KAPPA_FLOOR; below it the Jacobian is not positive along the
+#: probe and the schedule's value is used instead (counted as a fallback)
+KAPPA_ZERO, KAPPA_FLOOR = 1e-3, 1e-4
 
 
 def new_stats() -> dict:
@@ -354,19 +359,25 @@ def record_kappa(stats: dict, sigma: float, n_bad: int, n_all: int, k=None) -> N
 
 def merge_stats(all_stats) -> dict:
     """Sum the counters of several guidance runs (one per batch of chains)."""
-    out = new_stats()
+    out = {}
     for st in all_stats:
         for k, v in st.items():
-            out[k] = out[k] + v if not isinstance(v, list) else out[k] + list(v)
-    return out
+            if isinstance(v, bool) or v is None:
+                out[k] = v if k not in out else (out[k] and v)
+            elif isinstance(v, list):
+                out[k] = out.get(k, []) + list(v)
+            else:
+                out[k] = out.get(k, 0) + v
+    return out or new_stats()
 
 
 def stats_info(stats: dict) -> Tuple[dict, list]:
     """``(info["guidance"], warnings)``: the counters, and one warning when the tempering fell back."""
+    stats = dict(stats)
     sig = stats.pop("fallback_sigma", [])
     info = dict(stats)
     warnings = []
-    if stats["kappa_fallbacks"]:
+    if stats.get("kappa_fallbacks"):
         info["fallback_sigma_range"] = [min(sig), max(sig)]
         warnings.append(f"Tweedie tempering: kappa <= 0 (the denoiser's Jacobian is not positive along the probe) "
                         f"in {stats['kappa_fallbacks']} of {stats['kappa_evals']} evaluations, at sigma in "

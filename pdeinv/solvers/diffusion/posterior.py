@@ -198,6 +198,22 @@ class DiffusionPosteriorSolver(InverseSolver):
         return PosteriorGuidance(terms, self.prior.decode, self.prior.schedule, noise, tempering=self.tempering,
                                  safeguard=self.safeguard, max_gain=self.max_gain, trust=self.trust_for())
 
+    # ------------------------------------------------------------------ sampling (subclasses: other samplers)
+    #: whether exact data (no noise model) are weighted by the 1 % rule (True) or as exact (zero std; DPS)
+    exact_data_weighted = False
+
+    def _sample_chains(self, denoiser, shape, batch: dict, generator, dtype, device):
+        """Sample one batch of chains (normalised units) -> ``(z, stats)``: EDM with the guided denoiser."""
+        guidance = self._guidance(batch["y"], batch["s"], batch["fwd"], batch["y_m"], batch["s_m"], batch["obs_m"],
+                                  batch["scales"])
+        z = edm_sample(denoiser, shape, num_steps=self.num_steps, stochastic=self.sampler == "stochastic",
+                       S_churn=self.S_churn, guidance=guidance, generator=generator, dtype=dtype, device=device,
+                       verbose=self.verbose)
+        return z, guidance.stats
+
+    def extra_info(self) -> dict:
+        return {}
+
     # ------------------------------------------------------------------ solve
     def solve(self, y: torch.Tensor, fwd, *, seed: Optional[int] = None, y_m: Optional[torch.Tensor] = None,
               obs_m=None) -> InverseResult:
@@ -222,20 +238,21 @@ class DiffusionPosteriorSolver(InverseSolver):
                 raise ValueError(f"y_m has batch {y_m.shape[0]}; y has {B}")
             s_m = fwd.noise.std(y_m) if fwd.noise is not None else torch.zeros(B, 1, 1, dtype=y_m.dtype)
         rep = lambda t: None if t is None else t.repeat_interleave(S, 0)
-        Y, Sd, Ym, Sm = rep(y), rep(s if fwd.noise is not None else torch.zeros_like(s)), rep(y_m), rep(s_m)
+        exact = fwd.noise is None and not self.exact_data_weighted
+        Y, Sd, Ym, Sm = rep(y), rep(torch.zeros_like(s) if exact else s), rep(y_m), rep(s_m)
+        set_index = torch.arange(B).repeat_interleave(S)
         out, stats = [], []
         N = B * S
         counted = CountingDenoiser(prior)
         base_seed = int(seed) if seed is not None else 0
+        cut = lambda t, sl: None if t is None else t[sl]
         for k, start in enumerate(range(0, N, self.batch_size)):
             sl = slice(start, min(N, start + self.batch_size))
-            guidance = self._guidance(Y[sl], Sd[sl], fwd, None if Ym is None else Ym[sl], None if Sm is None else Sm[sl],
-                                      obs_m, scales)
-            stats.append(guidance.stats)
             gen = torch.Generator().manual_seed(base_seed * 1_000_003 + k)
-            z = edm_sample(counted, (sl.stop - sl.start, C, *grid.shape), num_steps=self.num_steps,
-                           stochastic=self.sampler == "stochastic", S_churn=self.S_churn, guidance=guidance,
-                           generator=gen, dtype=dtype, device=device, verbose=self.verbose)
+            batch = dict(y=Y[sl], s=Sd[sl], y_m=cut(Ym, sl), s_m=cut(Sm, sl), obs_m=obs_m, fwd=fwd, scales=scales,
+                         sets=set_index[sl])
+            z, st = self._sample_chains(counted, (sl.stop - sl.start, C, *grid.shape), batch, gen, dtype, device)
+            stats.append(st)
             with torch.no_grad():
                 out.append(prior.decode(z).to(y.dtype))
         x = torch.cat(out).reshape(B, S, C, *grid.shape)
@@ -255,6 +272,7 @@ class DiffusionPosteriorSolver(InverseSolver):
                 "time_s": wall, "time_per_sample_s": wall / N, "noise": prior.noise.to_dict(),
                 "tempering": self.tempering, "safeguard": self.safeguard, "max_gain": self.max_gain,
                 "trust": self.trust_for(), "network_evals_per_sample": counted.evals / N}
+        info.update(self.extra_info())
         info["guidance"], warnings = stats_info(merge_stats(stats))
         if warnings:
             info["warnings"] = warnings

@@ -1,0 +1,150 @@
+"""DAPS (decoupled annealing posterior sampling, pdeinv.solvers.DAPS) on linear-Gaussian problems with the exact
+prior score (AnalyticGaussianDenoiser), so the exact posterior is known.
+
+* Convergence: Poisson inverse (10x10, f ~ GRF law, 8 noisy points of u), m-only prior with GRF noise, data through
+  the true simulator: the sample mean and spread approach the exact posterior as the annealing levels grow (two
+  budgets); at the large one the mean passes the chi-square test of its sample size and the spread lies in the
+  chi-square interval of its sample size.
+* Exactness where the Gaussian approximation of p(x0 | x_t) is exact (prior covariance proportional to the GRF
+  noise's, Tweedie tempering): the analytic posterior at only 5 levels.
+* DiffusionPDE's joint prior (white noise) through the simulator: u = F(m) exactly, the posterior beaten by no
+  more than the prior allows; the nonlinear Darcy map: Jacobian refreshes, data fitted.
+* The exact-score check of benchmarks/bench_exact_score.py, small and fast: 16^2 poisson and helmholtz inverse,
+  3 fields, 64 draws: error ratio to GaussianPosterior <= 1.05 and coverage beside the exact posterior's own.
+* build / options / seeds / refusals.
+"""
+import pytest
+import torch
+
+from _diffusion_problems import assert_beats_the_prior, assert_converges, proportional_setup, sample_statistics, setup
+from pdeinv.metrics import coverage, relative_l2
+from pdeinv.physics import ForwardModel, GaussianNoise, GaussianRandomField, Grid2D, PointObservation
+from pdeinv.priors.diffusion import AnalyticGaussianDenoiser, EDMDenoiser, GRFNoise, WhiteNoise
+from pdeinv.solvers import DAPS, SOLVERS, build
+from pdeinv.tasks import TASKS
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return setup(n=N, n_obs=8)
+
+
+def _m_prior(noise, n=N):
+    grf = GaussianRandomField(Grid2D(n), alpha=2.0, tau=3.0, basis="cosine")
+    return AnalyticGaussianDenoiser((torch.zeros(n * n, dtype=torch.float64), grf.covariance()), noise=noise), grf
+
+
+def test_converges_to_the_exact_posterior_as_the_levels_grow(prob):
+    out = {}
+    for name, (S, levels) in (("small", (100, 8)), ("large", (400, 100))):
+        prior, _ = _m_prior(GRFNoise())
+        res = DAPS(prior, physics="simulator", n_samples=S, num_steps=levels, batch_size=S)(prob["y_inv"], prob["fwd"],
+                                                                                            seed=0)
+        out[name] = sample_statistics(res.samples.reshape(S, -1), prob["post_inv"])
+    assert_converges(out["small"], out["large"], prob["post_inv"], n_large=400)
+    info = res.info
+    assert info["method"] == "daps" and info["network_evals_per_sample"] == 100      # one call per level
+    assert info["guidance"]["affine"] is True and info["guidance"]["jacobians"] == 1   # Poisson: H once
+
+
+def test_exact_where_the_gaussian_approximation_is_exact():
+    """m ~ N(0, a^2 K), independent of u: p(x0 | x_t) = N(D, sigma^2 kappa K) exactly, so DAPS with Tweedie tempering
+    samples the analytic posterior at any number of levels (5 here)."""
+    p = proportional_setup(GRFNoise())
+    S = 400
+    prior = AnalyticGaussianDenoiser(p["moments"], noise=GRFNoise(), channels=2)
+    res = DAPS(prior, mode="forward", physics="none", tempering="tweedie", n_samples=S, num_steps=5,
+               batch_size=S)(p["y"], p["fwd"], seed=0)
+    st = sample_statistics(res.samples.reshape(S, -1), p["post"])
+    assert st["T"] < st["T_max"] and st["err"] < st["err_bound"], st
+    assert st["ratio_interval"][0] < st["ratio"] < st["ratio_interval"][1], st
+    assert res.info["guidance"]["kappa_fallbacks"] == 0
+
+
+def test_joint_white_noise_prior_through_the_simulator(prob):
+    """DiffusionPDE's kind of prior (joint (f, u), white noise): u of every sample is F(m) (the projection), and the
+    posterior of f is approached (DPS's own bound in tests/test_diffusionpde.py is 0.5 x the prior's error)."""
+    S = 100
+    prior = AnalyticGaussianDenoiser(prob["moments"], noise=WhiteNoise(), channels=2)
+    solver = DAPS(prior, physics="simulator", n_samples=S, num_steps=50, batch_size=S)
+    assert solver.project_state
+    res = solver(prob["y_inv"], prob["fwd"], seed=0)
+    Cf = prob["moments"][1][:N * N, :N * N]
+    st = assert_beats_the_prior(res.samples, prob["post_inv"], Cf, mean_factor=0.3)
+    assert st["err"] < 0.2, st
+    u = prob["fwd"].solve(res.samples[:, 0])
+    assert torch.allclose(res.u_samples[:, 0], u, atol=1e-10)
+
+
+def test_nonlinear_darcy_map_refreshes_its_jacobian():
+    task = TASKS["darcy"]
+    grid, problem = task.make(N)
+    a = task.sample_m(grid, 1, seed=2)
+    obs = PointObservation.random(grid, n=20, seed=3)
+    fwd = ForwardModel(problem, obs, noise=GaussianNoise(relative=0.01))
+    y = fwd(a, seed=4)
+    grf = GaussianRandomField(grid, alpha=2.0, tau=3.0, basis="cosine")
+    C = grf.covariance() * (4.5 ** 2 / float(grf.covariance().diagonal().mean()))
+    prior = AnalyticGaussianDenoiser((torch.full((N * N,), 7.5, dtype=torch.float64), C), noise=GRFNoise())
+    res = DAPS(prior, n_samples=4, num_steps=12, jacobian_every=4, clip=(3.0, 12.0))(y, fwd, seed=0)
+    g = res.info["guidance"]
+    assert g["affine"] is False and g["jacobians"] == 3          # levels 0, 4, 8
+    assert float(res.samples.min()) >= 3.0 and float(res.samples.max()) <= 12.0
+    blind = float(fwd.misfit(torch.full_like(a, 7.5), y))
+    assert float(fwd.misfit(res.m, y)) < 0.1 * blind
+
+
+def test_exact_score_small(prob):
+    """The small version of benchmarks/bench_exact_score.py: with the exact score DAPS (100 levels) is within 5 % of the
+    exact posterior mean's error on 16^2 poisson and helmholtz inverse, and its 90 % band covers the truth as often
+    as the exact posterior's own 64 draws do (within 0.05, averaged over the fields)."""
+    for name in ("poisson", "helmholtz"):
+        task = TASKS[name]
+        grid, problem = task.make(16)
+        Cm = task.latent(grid)[0].covariance()
+        prior = AnalyticGaussianDenoiser((torch.zeros(256, dtype=torch.float64), Cm), noise=GRFNoise())
+        exact = build("gaussian", task, 16, n_samples=64)
+        daps = DAPS(prior, n_samples=64, num_steps=100)
+        e0, e1, c0, c1 = [], [], [], []
+        for i in range(3):
+            m = task.sample_m(grid, 1, seed=10_000 + i)
+            fwd = ForwardModel(problem, PointObservation.random(grid, fraction=0.0305, seed=20_000 + i),
+                               noise=GaussianNoise(relative=0.01))
+            y = fwd(m, seed=30_000 + i)
+            r0, r1 = exact(y, fwd, seed=i), daps(y, fwd, seed=i)
+            e0.append(float(relative_l2(r0.m, m)))
+            e1.append(float(relative_l2(r1.m, m)))
+            c0.append(float(coverage(r0.samples, m)))
+            c1.append(float(coverage(r1.samples, m)))
+        ratio = sum(e1) / sum(e0)
+        assert ratio <= 1.05, (name, ratio, e0, e1)
+        assert abs(sum(c1) / 3 - sum(c0) / 3) < 0.05, (name, c0, c1)
+
+
+def test_build_options_seeds_and_refusals(prob):
+    assert SOLVERS["daps"] is DAPS
+    model = EDMDenoiser(channels=1, arch="unet", arch_kwargs=dict(base=8, mults=[1, 2], emb_dim=16), noise="grf")
+    model.fit_normalizers(TASKS["poisson"].sample_m(TASKS["poisson"].grid(8), 16, seed=0).float())
+    s = build("daps", "poisson", 8, model=model, tempering="tweedie", langevin_steps=3, step_size=0.5, num_steps=4,
+              n_samples=2, ode_steps=2, preconditioner="prior", jacobian_every=0)
+    assert isinstance(s, DAPS)
+    assert (s.tempering, s.langevin_steps, s.step_size, s.num_steps, s.ode_steps, s.preconditioner) == \
+        ("tweedie", 3, 0.5, 4, 2, "prior")
+    with pytest.raises(ValueError, match="needs --model"):
+        build("daps", "poisson", 8)
+    prior, _ = _m_prior(GRFNoise())
+    a = DAPS(prior, n_samples=3, num_steps=6)(prob["y_inv"], prob["fwd"], seed=5)
+    b = DAPS(prior, n_samples=3, num_steps=6)(prob["y_inv"], prob["fwd"], seed=5)
+    c = DAPS(prior, n_samples=3, num_steps=6)(prob["y_inv"], prob["fwd"], seed=6)
+    assert torch.equal(a.samples, b.samples) and not torch.equal(a.samples, c.samples)
+    assert a.samples.shape == (3, 1, 1, N, N) and a.u_samples.shape == (3, 1, 1, N, N)
+    for kw, msg in ((dict(physics="residual"), "physics"), (dict(tempering="exact"), "tempering"),
+                    (dict(preconditioner="newton"), "preconditioner"), (dict(langevin_steps=0), "langevin_steps"),
+                    (dict(step_size=-1.0), "step_size"), (dict(weights={"pde": 1.0}), "weights"),
+                    (dict(trust=3.0), "DPS guidance options"), (dict(project_state=True), "project_state")):
+        with pytest.raises(ValueError, match=msg):
+            DAPS(prior, **kw)
+    with pytest.raises(ValueError, match="m-only prior"):
+        DAPS(prior, physics="none")
