@@ -94,8 +94,16 @@ def methods(task, res, args):
                               f"DAPS, m prior, white noise, simulator, {L} levels")
     out[f"daps-joint-{L}"] = (DAPS(Dj_w, physics="simulator", num_steps=L, **common),
                               f"DAPS, DiffusionPDE's joint prior (white noise), simulator + u = F(m), {L} levels")
+    if args.ablations:       # the defaults that issue 13 changed, measured here on the exact score
+        out["fundps+pde"] = (FunDPS(Dj, physics="residual", num_steps=args.fundps_steps, weights={"pde": 1.0}, **common),
+                             "FunDPS as fundps, with the PDE term on (the former inverse-mode default)")
+        out["fundps-sim-trust3"] = (FunDPS(Dm, physics="simulator", num_steps=args.fundps_steps, trust=3.0, **common),
+                                    "FunDPS-sim with the 3 sigma trust cap (the former default)")
+        out["diffusionpde-late0.5"] = (DiffusionPDE(Dj_w, physics="residual", num_steps=args.dpde_steps,
+                                                    late_obs_factor=0.5, **common),
+                                       "DiffusionPDE with late observation weight 0.5 (the former default)")
     keep = args.methods
-    return {k: v for k, v in out.items() if not keep or any(k.startswith(p) for p in keep)}
+    return {k: v for k, v in out.items() if not keep or any(k == p or k.startswith(p + "-") for p in keep)}
 
 
 def run_task(name, args):
@@ -167,6 +175,10 @@ def main(argv=None):
     p.add_argument("--fundps-steps", type=int, default=50)
     p.add_argument("--dpde-steps", type=int, default=200)
     p.add_argument("--daps-levels", type=int, nargs="+", default=[50, 200])
+    p.add_argument("--ablations", action="store_true",
+                   help="also run the former defaults that issue 13 changed (PDE term on, trust cap, late weight 0.5)")
+    p.add_argument("--append", action="store_true",
+                   help="merge into the existing results file (records of the methods run here are replaced)")
     p.add_argument("--out", default="exact_score")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -177,6 +189,16 @@ def main(argv=None):
         recs, setup_s = run_task(t, args)
         meta[f"{t}_setup_s"] = setup_s
         all_recs += recs
+    path = Path(args.out) if Path(args.out).is_absolute() else HERE / "results" / args.out
+    if args.append and path.with_suffix(".json").exists():
+        import json
+        old = json.loads(path.with_suffix(".json").read_text())
+        new = {(r["task"], r["method"]) for r in all_recs}
+        kept = [r for r in old["records"] if (r["task"], r["method"]) not in new]
+        order = {t: i for i, t in enumerate(dict.fromkeys([r["task"] for r in old["records"]] + args.tasks))}
+        all_recs = sorted(kept + all_recs, key=lambda r: (order[r["task"]], not r["method"].startswith("gaussian")))
+        meta = {**old.get("meta", {}), **{k: v for k, v in meta.items() if k.endswith("_setup_s")},
+                "appended": sorted({r["method"] for r in all_recs if (r["task"], r["method"]) in new})}
     expect = all_recs[0]["coverage_expected"]
     intervals = "; ".join(f"{r['task']} [{r['coverage_interval'][0]:.3f}, {r['coverage_interval'][1]:.3f}] "
                           f"(n_eff {r['n_eff_per_field']:.0f} pixels per field)"
