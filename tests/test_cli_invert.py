@@ -31,12 +31,13 @@ BUDGET = {
     "surrogate-map": {"max_iter": 3},
     "fundps": {"n_samples": 1, "num_steps": 2},
     "diffusionpde": {"n_samples": 1, "num_steps": 2},
+    "daps": {"n_samples": 1, "num_steps": 2, "langevin_steps": 2},
     "laplace": {"max_rank": 4},
     "gaussian": {"max_rank": 4},
 }
 #: which trained model each learned method takes (a key of the ``models`` fixture)
 MODEL_OF = {"surrogate-map": "forward", "mcmc-2level": "forward", "amortized": "inverse", "fundps": "uno",
-            "diffusionpde": "unet"}
+            "diffusionpde": "unet", "daps": "uno"}
 
 
 def _opts(method):
