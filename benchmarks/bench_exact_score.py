@@ -26,7 +26,12 @@ DiffusionPDE ones.
 Usage::
 
     python benchmarks/bench_exact_score.py                      # 32^2, 10 fields, 64 draws
-    python benchmarks/bench_exact_score.py --res 16 --n-test 4 --samples 32 --out exact_score_quick
+    python benchmarks/bench_exact_score.py --res 16 --n-test 4 --samples 32 --out /tmp/exact_quick
+    python benchmarks/bench_exact_score.py --daps-levels 100 --methods daps-100 fundps+pde --ablations --append
+
+``--ablations`` adds the former defaults that issue 13 changed (FunDPS with the PDE term on in inverse
+mode, FunDPS-sim with the 3 sigma trust cap, DiffusionPDE with late observation weight 0.5);
+``--append`` merges the methods run into the existing results file.
 """
 from __future__ import annotations
 
