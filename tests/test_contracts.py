@@ -203,7 +203,7 @@ def _run_diffusion(name, cls, p):
     to the prior's (tests/test_fundps.py and test_diffusionpde.py test convergence where DPS is exact)."""
     import math
     from pdeinv.priors.diffusion import AnalyticGaussianDenoiser, GRFNoise, WhiteNoise
-    noise = GRFNoise() if name == "fundps" else WhiteNoise()
+    noise = WhiteNoise() if name == "diffusionpde" else GRFNoise()
     prior = AnalyticGaussianDenoiser((torch.zeros(N_GRID ** 2, dtype=torch.float64), p["C"]), noise=noise)
     S = 64
     res = cls(prior, mode="inverse", physics="simulator", n_samples=S, num_steps=20, batch_size=S)(p["y"], p["fwd"],
@@ -235,6 +235,7 @@ FAMILIES = {
     "mcmc-2level": _run_mcmc,
     "fundps": _run_diffusion,
     "diffusionpde": _run_diffusion,
+    "daps": _run_diffusion,      # convergence to the exact posterior: tests/test_daps.py
     "pinn": _run_pinn,
 }
 
