@@ -18,6 +18,7 @@ from pdeinv.physics.navier_stokes import NavierStokes2D
 from pdeinv.physics.burgers import Burgers1D
 from pdeinv.physics.wave import Wave2D
 from pdeinv.physics.timeobs import TimeSliceObservation
+from pdeinv.physics.spacetime import SpaceTimePointObservation
 
 PROBLEMS = {
     "darcy": Darcy,
@@ -33,5 +34,5 @@ __all__ = [
     "Grid1D", "Grid2D", "grid_from_dict", "GaussianRandomField", "threshold", "white_noise",
     "Observation", "PointObservation", "MaskObservation", "BoundaryTrace", "GaussianNoise",
     "ForwardModel", "Identity", "EllipticProblem", "solve_elliptic", "stencil", "Darcy", "Poisson", "Helmholtz",
-    "EIT", "DtNObservation", "NavierStokes2D", "Burgers1D", "Wave2D", "TimeSliceObservation", "ExternalProblem", "PROBLEMS",
+    "EIT", "DtNObservation", "NavierStokes2D", "Burgers1D", "Wave2D", "TimeSliceObservation", "SpaceTimePointObservation", "ExternalProblem", "PROBLEMS",
 ]
