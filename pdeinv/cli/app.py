@@ -1,4 +1,4 @@
-"""Command line: ``pdeinv generate|train|invert|benchmark|demo``.
+"""Command line: ``pdeinv generate|train|invert|models|benchmark|demo``.
 
 Each sub-command lives in its own module, which provides
 ``add_arguments(parser)`` and ``main(args) -> int``; only the module of the
@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "generate": ("pdeinv.cli.generate", "generate a dataset with a simulator (netCDF/zarr)"),
     "train": ("pdeinv.cli.train", "train a surrogate, inverse operator or denoiser"),
     "invert": ("pdeinv.cli.invert", "recover an unknown from observations (netCDF or mesh file)"),
+    "models": ("pdeinv.cli.models", "the trained networks shipped with pdeinv (list, info, ship)"),
     "benchmark": ("pdeinv.cli.benchmark", "run methods side by side on a benchmark task"),
     "demo": ("pdeinv.cli.demo", "a real inversion on a laptop CPU: Darcy at 64² in under a minute (--task ns, mcmc, "
                                 "pinn: a few minutes)"),

@@ -125,9 +125,11 @@ def add_arguments(p) -> None:
     g.add_argument("--sigma", type=float, default=None,
                    help="absolute noise standard deviation of the data; 0 = exact data (weighted as 1 %% relative)")
     p.add_argument("--field", default="y", help="point-data array to read from a mesh file (default y)")
-    p.add_argument("--model", "--checkpoint", dest="model", default=None, metavar="CKPT",
+    p.add_argument("--model", "--checkpoint", dest="model", default=None, metavar="CKPT|NAME",
                    help="trained model for learned methods (surrogate-map: forward surrogate; amortized: inverse "
-                        "operator; fundps/diffusionpde: denoiser; mcmc-2level: screening surrogate)")
+                        "operator; fundps/diffusionpde/daps: denoiser; mcmc-2level: screening surrogate): a "
+                        "checkpoint file or a shipped model's name (`pdeinv models`); default: the model shipped "
+                        "for the task and method, if any")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="solver option (repeatable), e.g. --opt weight=1.0 --opt max_iter=100; an unknown key is "
                         "refused with the list of the method's options")
@@ -200,7 +202,10 @@ def main(args) -> int:
     if not os.path.exists(args.obs):
         raise FileNotFoundError(f"observation file {args.obs!r} does not exist")
     if isinstance(args.model, str) and not os.path.exists(args.model):
-        raise FileNotFoundError(f"--model {args.model!r} does not exist")
+        from pdeinv.nn import pretrained
+        if args.model not in pretrained.manifest():
+            raise FileNotFoundError(f"--model {args.model!r} is neither a file nor a shipped model; shipped: "
+                                    f"{pretrained.available() or 'none'} (`pdeinv models`)")
     opts = parse_options(args.opt)
     for path in output_paths(args):          # before any work: never an input, never silently replaced
         check_output(path, inputs=[args.obs, args.model], overwrite=args.overwrite)

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                          "run from the checkpoint --out")
     g.add_argument("--overwrite", action="store_true",
                    help="train from scratch even if the checkpoint --out exists (it and its log are replaced)")
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="warm start from a shipped model's name (`pdeinv models`) or a checkpoint: same network "
+                             "and options, its weights and normalisers, a fresh optimiser; the step count continues")
     parser.add_argument("--mode", default="forward", choices=["forward", "inverse"],
                         help="forward: m -> u; inverse: u -> m")
     parser.add_argument("--sparse", type=float, default=None, metavar="FRACTION",
@@ -119,6 +122,12 @@ def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[i
         sg = state_grid_of(ds).to_dict()
         if sg != rec["grid"]:
             rec["state_grid"] = sg
+        if n_train:
+            rec["steps_per_epoch"] = -(-int(n_train) // int(args.batch_size))
+        if getattr(args, "init", None) and not (args.resume and out.exists()):
+            from pdeinv.nn.pretrained import warm_start
+            rec["init"] = warm_start(model, args.init)
+            log.info("warm start from %s (%d steps before this run)", args.init, rec["init"]["steps"])
         model.trained_on = rec
     args._checkpoint = str(out)
     return out
@@ -365,7 +374,7 @@ def train_diffusion(args) -> int:
     prepare_checkpoint(args, out, ds, model, x.shape[0])
     hist = train_denoiser(model, x, vx, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           resolutions=resolutions, checkpoint=out, resume=args.resume, seed=args.seed,
-                          device=args.device, verbose=not args.quiet,
+                          device=args.device, verbose=not args.quiet, fit_normalizers=not getattr(args, "init", None),
                           scheduler=None if args.scheduler == "none" else args.scheduler)
     log.info("trained a %s denoiser (%s noise, %d parameters) on %d fields %s: final loss %.4g; checkpoint %s",
              arch, model.noise.kind, model.n_parameters(), x.shape[0], tuple(x.shape[1:]), hist["train_loss"][-1], out)

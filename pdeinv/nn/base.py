@@ -172,6 +172,15 @@ def read_checkpoint(path, map_location=None) -> Dict[str, Any]:
     return ckpt
 
 
+def checkpoint_state(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """The weights of a checkpoint dict; a shipped denoiser keeps only its EMA weights
+    (``tied_ema``, :mod:`pdeinv.nn.pretrained`), and its raw weights start from them."""
+    state = ckpt["state_dict"]
+    if ckpt.get("tied_ema"):
+        state = {**state, **{"net." + k[len("ema_net."):]: v for k, v in state.items() if k.startswith("ema_net.")}}
+    return state
+
+
 def checkpoint_dict(model: nn.Module, training: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The dict written by :meth:`Surrogate.save` (also for plain ``nn.Module`` s, whose
     ``class`` is then ``None``: such checkpoints serve to resume training only)."""
@@ -312,7 +321,7 @@ class Network(nn.Module):
         try:
             config = json.loads(ckpt["config"])
             model = klass(**config)
-            model.load_state_dict(ckpt["state_dict"])
+            model.load_state_dict(checkpoint_state(ckpt))
         except (TypeError, RuntimeError, json.JSONDecodeError) as err:
             raise ValueError(f"checkpoint {str(path)!r} does not fit {klass.__name__}: {err}") from None
         if ckpt.get("trained_on"):

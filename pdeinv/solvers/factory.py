@@ -29,6 +29,7 @@ A method registered in ``SOLVERS`` without an entry in :data:`BUILDERS` is built
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -57,12 +58,31 @@ def _resolve_task(task):
     return get_task(task)
 
 
-def load_model(model, device=None):
-    """A trained network from a checkpoint path (any registered class) or as given."""
-    if model is None or isinstance(model, torch.nn.Module):
-        return model if model is None or device is None else model.to(device)
-    from pdeinv.nn.base import load
-    return load(model, map_location=device)
+def load_model(model, device=None, task=None, res=None):
+    """A trained network from a checkpoint path (any registered class), a shipped model's name
+    (:mod:`pdeinv.nn.pretrained`; refused for another task) or as given."""
+    from pdeinv.nn import pretrained
+    if isinstance(model, str) and not os.path.exists(model) and model in pretrained.manifest() and task is not None:
+        pretrained.check_serves(model, task.name, res)
+    return pretrained.resolve(model, device=device)
+
+
+def default_model(name: str, task, res=None) -> Optional[str]:
+    """The shipped model that method ``name`` uses on ``task`` at ``res`` when none is given, or ``None``."""
+    if task is None:
+        return None
+    from pdeinv.nn import pretrained
+    found = pretrained.default_for(name, task.name, res or task.default_res)
+    if found is not None:
+        log.info("method %s on %s: using the shipped model %s (give --model to choose another)", name, task.name,
+                 found)
+    return found
+
+
+def _shipped_hint(name: str, task) -> str:
+    from pdeinv.nn import pretrained
+    names = pretrained.available(method=name)
+    return f"; shipped models for {name}: {names} (other tasks or grids)" if names else ""
 
 
 def _map_defaults(task) -> Dict[str, Any]:
@@ -265,10 +285,13 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
         raise ValueError(f"unknown method {name!r}{hint}; available: {sorted(SOLVERS)}")
     task = _resolve_task(task)
     if name in NEEDS_MODEL and model is None and not (name == "mcmc-2level" and "surrogate_fwd" in options):
-        raise ValueError(f"method {name!r} needs --model: {NEEDS_MODEL[name]}")
+        model = default_model(name, task, res)
+        if model is None:
+            raise ValueError(f"method {name!r} needs --model: {NEEDS_MODEL[name]}"
+                             + _shipped_hint(name, task))
     if model is not None and name not in NEEDS_MODEL:
         raise ValueError(f"method {name!r} takes no trained model; methods that do: {sorted(NEEDS_MODEL)}")
-    model = load_model(model, device)
+    model = load_model(model, device, task, res)
     grid_note = check_model_grid(model, task, res) if model is not None else None
     builder = BUILDERS.get(name)
     options = dict(options)

@@ -30,3 +30,18 @@ for _name, _cls in SURROGATES.items():      # checkpoints find them through the 
 
 __all__ = ["Surrogate", "Normalizer", "load", "FNO", "DeepONet", "SurrogateForward", "SparseOperator", "SURROGATES",
            "UNet", "NIO", "LEPDE", "ViTO"]
+
+
+def pretrained(name: str, device=None):
+    """A forward surrogate or inverse operator that ships with pdeinv, e.g. ``pretrained("darcy64-fno")``.
+
+    ``pdeinv models`` lists them; :mod:`pdeinv.nn.pretrained` is the mechanism (manifest, checks).
+    """
+    from pdeinv.nn import pretrained as _shipped
+    if _shipped.info(name).get("kind") not in ("surrogate", "inverse"):
+        raise ValueError(f"{name!r} is a {_shipped.info(name).get('kind')}, not a surrogate; shipped surrogates: "
+                         f"{_shipped.available(kind='surrogate') + _shipped.available(kind='inverse') or 'none'}")
+    return _shipped.load(name, device=device)
+
+
+__all__ += ["pretrained"]

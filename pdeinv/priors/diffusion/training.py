@@ -76,14 +76,16 @@ def denoising_loss(model, x: torch.Tensor, sigma, seed: int = 0) -> torch.Tensor
 
 def train_denoiser(model: EDMDenoiser, data: torch.Tensor, val_data: Optional[torch.Tensor] = None, *,
                    epochs: int, batch_size: int = 16, lr: float = 2e-3, resolutions=None, checkpoint=None,
-                   resume: bool = False, seed: int = 0, device="cpu", verbose: bool = False, **train_kw) -> dict:
+                   resume: bool = False, seed: int = 0, device="cpu", verbose: bool = False,
+                   fit_normalizers: bool = True, **train_kw) -> dict:
     """Fit normalisers on ``data`` ``(N, C, *grid)`` (physical), train with :class:`DenoisingLoss`, finish the EMA.
 
+    ``fit_normalizers=False`` keeps the model's normalisers (a warm start from trained weights).
     Further keywords go to :func:`pdeinv.surrogates.training.train` (scheduler, patience, ddp ...).
     Returns the history.  With ``checkpoint`` the final (EMA) model is saved there.
     """
     from pdeinv.nn.training import train
-    if not resume:
+    if not resume and fit_normalizers:
         model.fit_normalizers(data)
     if model.config.get("train_res") is None:
         model.config["train_res"] = int(data.shape[-1])

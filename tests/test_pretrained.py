@@ -1,0 +1,163 @@
+"""Shipped models (:mod:`pdeinv.nn.pretrained`): the mechanism on a tiny model, then every shipped file.
+
+The mechanism: ``pdeinv train`` -> ``pdeinv models ship`` -> load by name (checked against its sha256)
+-> ``pdeinv invert --model NAME`` and the method's default -> ``pdeinv train --init NAME`` continues
+the step count.  The shipped files: each loads, states its grid, task and training command, refuses a
+task it cannot serve, and reproduces its recorded held-out error on fresh held-out samples drawn here.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pdeinv.cli.app import main
+from pdeinv.nn import pretrained
+
+RES = 16
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pretrained")
+    data = d / "darcy16.nc"
+    assert main(["generate", "darcy", "--n", "40", "--res", str(RES), "-o", str(data), "--quiet"]) == 0
+    ck = d / "fno.pt"
+    cmd = ["train", "fno", "--data", str(data), "--epochs", "2", "--batch-size", "10", "--modes", "4",
+           "--width", "8", "-o", str(ck), "--quiet"]
+    assert main(cmd) == 0
+    models = d / "models"
+    assert main(["models", "ship", str(ck), "--name", "darcy16-fno", "--kind", "surrogate",
+                 "--methods", "surrogate-map,mcmc-2level", "--default-for", "surrogate-map",
+                 "--train-command", "pdeinv " + " ".join(cmd), "--data-command", "pdeinv generate darcy --n 40",
+                 "--validation", '{"rel_l2": 0.5}', "--models-dir", str(models)]) == 0
+    return d, data, ck, models
+
+
+def test_ship_strips_training_state_and_records_the_run(shipped):
+    d, data, ck, models = shipped
+    e = pretrained.info("darcy16-fno", models)
+    assert e["class"] == "fno" and e["task"] == "darcy" and e["res"] == RES and e["kind"] == "surrogate"
+    assert e["steps"] == 2 * 4          # 2 epochs x ceil(36 training samples / 10)
+    assert e["command"].startswith("pdeinv train fno") and e["data"] and e["sessions"][0]["steps"] == 8
+    assert (models / e["file"]).stat().st_size < ck.stat().st_size      # no optimiser state
+    m = pretrained.load("darcy16-fno", models_dir=models)
+    ref = torch.load(ck, weights_only=False)["state_dict"]
+    assert all(torch.equal(v, ref[k]) for k, v in m.state_dict().items() if torch.is_tensor(v))
+    assert m.manifest["name"] == "darcy16-fno"
+
+
+def test_unknown_name_altered_file_and_wrong_task_are_refused(shipped, tmp_path):
+    d, data, ck, models = shipped
+    with pytest.raises(ValueError, match="no shipped model named 'nope'.*darcy16-fno"):
+        pretrained.info("nope", models)
+    with pytest.raises(ValueError, match="trained on the 'darcy' task, not 'poisson'"):
+        pretrained.check_serves(pretrained.info("darcy16-fno", models), "poisson", RES)
+    bad = tmp_path / "models"
+    bad.mkdir()
+    (bad / "manifest.json").write_text((models / "manifest.json").read_text())
+    (bad / "darcy16-fno.pt").write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        pretrained.load("darcy16-fno", models_dir=bad)
+    with pytest.raises(ValueError, match="exists; pass overwrite"):
+        pretrained.ship(ck, "darcy16-fno", kind="surrogate", methods=[], command="x", data=[], validation={},
+                        models_dir=models)
+
+
+def test_shipped_name_works_from_the_cli_and_as_the_default(shipped, monkeypatch, tmp_path):
+    from pdeinv.solvers import build
+    d, data, ck, models = shipped
+    monkeypatch.setattr(pretrained, "MODELS_DIR", models)
+    s_named = build("surrogate-map", "darcy", RES, model="darcy16-fno", max_iter=3)
+    s_default = build("surrogate-map", "darcy", RES, max_iter=3)        # no --model: the shipped default
+    for s in (s_named, s_default):
+        assert type(s.surrogate).__name__ == "FNO"
+    with pytest.raises(ValueError, match="not 'poisson'"):
+        build("surrogate-map", "poisson", RES, model="darcy16-fno")
+    with pytest.raises(ValueError, match="needs --model"):
+        build("amortized", "darcy", RES)                                  # nothing shipped for it
+    # the command line takes the name where it takes a checkpoint
+    from pdeinv.cli.observations import save_observations
+    from pdeinv.physics import GaussianNoise, PointObservation
+    from pdeinv.tasks import get_task
+    from pdeinv.physics import ForwardModel
+    task = get_task("darcy")
+    grid, problem = task.make(RES)
+    obs = PointObservation.random(grid, fraction=0.1, seed=1)
+    y = ForwardModel(problem, obs, GaussianNoise(relative=0.01))(task.sample_m(grid, 1, seed=3), seed=2)
+    save_observations(str(tmp_path / "obs.nc"), obs.points, y, task="darcy", noise_relative=0.01, res=RES)
+    out = tmp_path / "m.nc"
+    assert main(["invert", "darcy", "--obs", str(tmp_path / "obs.nc"), "--res", str(RES), "--method",
+                 "surrogate-map", "--model", "darcy16-fno", "--opt", "max_iter=3", "-o", str(out), "--quiet"]) == 0
+    assert out.exists()
+    assert main(["invert", "darcy", "--obs", str(tmp_path / "obs.nc"), "--res", str(RES), "--method",
+                 "surrogate-map", "--model", "nope", "-o", str(tmp_path / "m2.nc"), "--quiet"]) == 2
+
+
+def test_warm_start_continues_the_steps_and_keeps_the_weights(shipped, monkeypatch):
+    d, data, ck, models = shipped
+    monkeypatch.setattr(pretrained, "MODELS_DIR", models)
+    ck2 = d / "fno2.pt"
+    cmd = ["train", "fno", "--data", str(data), "--epochs", "1", "--batch-size", "10", "--modes", "4",
+           "--width", "8", "-o", str(ck2), "--quiet", "--init", "darcy16-fno", "--lr", "1e-12"]
+    assert main(cmd) == 0
+    m0, m1 = pretrained.load("darcy16-fno"), torch.load(ck2, weights_only=False)
+    # a vanishing learning rate: the warm-started weights are the shipped ones
+    assert all(torch.allclose(v, m1["state_dict"][k], atol=1e-6) for k, v in m0.state_dict().items()
+               if torch.is_tensor(v))
+    e = pretrained.ship(ck2, "darcy16-fno", kind="surrogate", methods=["surrogate-map"], command="pdeinv " +
+                        " ".join(cmd), data=[], validation={}, overwrite=True)
+    assert e["steps"] == 8 + 4 and len(e["sessions"]) == 2
+    from pdeinv.surrogates import FNO
+    with pytest.raises(ValueError, match="other settings"):
+        pretrained.warm_start(FNO(n_modes=(3, 3), hidden_channels=8), "darcy16-fno")
+
+
+# ------------------------------------------------------------------------------ the shipped files
+SHIPPED = pretrained.available()
+
+
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip("nothing shipped"))])
+def test_every_shipped_file_loads_and_states_what_it_serves(name):
+    e = pretrained.info(name)
+    for key in ("task", "res", "grid", "command", "data", "commit", "steps", "validation", "sha256"):
+        assert e.get(key) not in (None, "", []), f"{name}: manifest lacks {key}"
+    assert e["command"].startswith("pdeinv train")
+    model = pretrained.load(name)
+    assert model.trained_on["task"] == e["task"] and model.trained_on["grid"] == e["grid"]
+    other = "poisson" if e["task"] != "poisson" else "darcy"
+    with pytest.raises(ValueError, match="trained on the"):
+        pretrained.check_serves(name, other, e["res"])
+
+
+def test_shipped_models_fit_the_budget():
+    total = sum(pretrained.info(n)["bytes"] for n in SHIPPED)
+    assert total <= pretrained.BUDGET_BYTES
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if pretrained.info(n)["kind"] == "surrogate"]
+                         or [pytest.param(None, marks=pytest.mark.skip("no surrogate shipped"))])
+def test_shipped_surrogate_reproduces_its_recorded_error(name):
+    """Held-out error on fresh samples (seed 7, never in its training or validation data) against the
+    manifest's figure: within the spread that the figure's own sample size allows, and far below the
+    trivial predictor (the mean output over the same samples)."""
+    from pdeinv.metrics import relative_l2
+    from pdeinv.tasks import get_task
+    e = pretrained.info(name)
+    task = get_task(e["task"])
+    grid, problem = task.make(e["res"])
+    n = 16
+    m = task.sample_m(grid, n, seed=7)
+    u = problem.solve(m)
+    if u.dim() == m.dim() + 1:
+        u = u[:, -1]
+    model = pretrained.load(name)
+    x, y = (m, u) if e.get("mode", "forward") == "forward" else (u, m)
+    with torch.no_grad():
+        pred = model(x.float()).double()
+    err = relative_l2(pred, y.double()).numpy()
+    mean_err = relative_l2(y.double().mean(0, keepdim=True).expand_as(y), y.double()).numpy()
+    rec = e["validation"]["rel_l2"]
+    spread = e["validation"].get("rel_l2_std", rec)
+    assert abs(err.mean() - rec) <= 4 * spread / np.sqrt(n) + 0.1 * rec, (err.mean(), rec)
+    assert err.mean() < 0.5 * mean_err.mean()
