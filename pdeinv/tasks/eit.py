@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pdeinv.physics import Grid2D
 from pdeinv.physics.eit import EIT, EIT_LAWS, inclusion_conductivity, trig_conductivity
-from pdeinv.tasks.base import Task, register_task
+from pdeinv.tasks.base import Task, Unknown, register_task
 
 EIT_PATTERNS = 16
 
@@ -33,6 +33,7 @@ register_task(Task(
     default_res=32,
     map_options=dict(prior="h1", positive=True),
     description="Calderon / EIT: conductivity from the Dirichlet-to-Neumann map (16 patterns)",
+    unknowns={"sigma": Unknown("sigma", "the conductivity field sigma(x, y)")},
 ))
 register_task(Task(
     name="eit_inclusions", grid=lambda res: Grid2D(res),
@@ -45,4 +46,5 @@ register_task(Task(
     default_res=32,
     map_options=dict(prior="tv", positive=True),
     description="EIT with piecewise-constant inclusions",
+    unknowns={"sigma": Unknown("sigma", "the conductivity field sigma(x, y)")},
 ))

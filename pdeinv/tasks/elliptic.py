@@ -5,10 +5,26 @@ The laws are BENCHMARKS.md's; ``map_options`` are the classical MAP defaults of 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from pdeinv.physics import Darcy, GaussianRandomField, Grid2D, Helmholtz, Poisson, threshold
+from pdeinv.physics.time_stepping import ParameterSpace, scalar_per_sample
 from pdeinv.priors.gaussian import LawPrior
-from pdeinv.tasks.base import Task, register_task
+from pdeinv.tasks.base import Task, Unknown, register_task
+
+
+class HelmholtzWavenumber(nn.Module):
+    r"""The wavenumber as the unknown: :math:`\nabla^2 u + k^2 u = f` with ``f`` ``(1|B, 1, n, n)`` and
+    ``g`` fixed; ``m`` is :math:`k` ``(B, 1, 1)`` (1/length) on a ``ParameterSpace``, ``u`` ``(B, 1, n, n)``;
+    differentiable in :math:`k` through the Helmholtz solve."""
+
+    def __init__(self, grid: Grid2D, f: torch.Tensor, g=0.0, **kw):
+        super().__init__()
+        self.base = Helmholtz(grid, k=1.0, f=f, g=g, **kw)
+        self.state_grid, self.grid = grid, ParameterSpace(1, "wavenumber k")
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return self.base.solve(k=scalar_per_sample(m, "m (wavenumber k)"))
 
 # ----------------------------------------------------------------------------- elliptic tasks
 # The constant (k = 0) cosine mode is dropped, as in the FNO Darcy data generator (GRF.m sets the mean
@@ -52,6 +68,7 @@ register_task(Task(
            "law": "a = 12 where mu >= 0 else 3; mu ~ N(0, (-Lap + 9 I)^-2), cosine basis, zero-mean mode dropped"},
     map_options=dict(prior="tv", weight=10.0, bounds=(3.0, 12.0)),  # weight: benchmarks/bench_map_darcy.py --sweep
     description="Darcy flow, binary permeability {3, 12}", latent=darcy_latent,
+    unknowns={"a": Unknown("a", "the permeability field a(x, y)")},
 ))
 register_task(Task(
     name="poisson", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Poisson(g, g=0.0, **kw),
@@ -59,6 +76,7 @@ register_task(Task(
     attrs={"equation": "Lap u = f, u = 0 on boundary", "law": "f ~ N(0, (-Lap + 9 I)^-2), cosine basis, zero-mean mode dropped"},
     map_options=dict(prior=LawPrior(Grid2D, basis="cosine", zero_mean_mode=True, **GRF_SOURCE_LAW)),
     description="Poisson equation, GRF source", latent=_grf_latent("cosine"),
+    unknowns={"f": Unknown("f", "the source field f(x, y)")},
 ))
 register_task(Task(
     name="helmholtz", grid=lambda res: Grid2D(res), problem=lambda g, **kw: Helmholtz(g, k=1.0, g=0.0, **kw),
@@ -67,4 +85,7 @@ register_task(Task(
            "law": "f ~ N(0, (-Lap + 9 I)^-2), sine basis (zero on the boundary)", "k": 1.0},
     map_options=dict(prior=LawPrior(Grid2D, basis="sine", **GRF_SOURCE_LAW)),
     description="Helmholtz equation (k = 1), GRF source vanishing on the boundary", latent=_grf_latent("sine"),
+    unknowns={"f": Unknown("f", "the source field f(x, y)"),
+              "k": Unknown("k", "the wavenumber k (1/length; nominal 1)", kind="scalar",
+                           build=lambda g, **kw: HelmholtzWavenumber(g, **kw), given="f", attr="k", start=1.0)},
 ))

@@ -32,7 +32,7 @@ from pdeinv.physics import GaussianRandomField, Grid1D, Grid2D
 from pdeinv.physics.burgers import Burgers1D
 from pdeinv.physics.navier_stokes import NavierStokes2D
 from pdeinv.physics.wave import Wave2D, ricker
-from pdeinv.tasks.base import Task, register_task
+from pdeinv.tasks.base import Task, Unknown, register_task
 
 NS_LAW = dict(alpha=2.5, tau=7.0, sigma=7 ** 1.5, zero_mean_mode=True)
 BURGERS_LAW = dict(alpha=2.0, tau=5.0, sigma=25.0)
@@ -41,6 +41,21 @@ WAVE_BOUNDS = (1.0 / 3.0, 3.0)
 NS_LONG_TIMES = [float(k) for k in range(1, 21)]
 BURGERS_TIMES = [k / 32 for k in range(1, 33)]
 WAVE_TIMES = [0.1 * k for k in range(1, 11)]
+
+
+def _ns_unknowns():
+    return {"w0": Unknown("w0", "the initial vorticity w0(x, y)"),
+            "nu": Unknown("nu", "the viscosity nu (nominal 1e-3)", kind="scalar",
+                          problem_kwargs={"unknown": "viscosity"}, given="w0", attr="nu", start=1e-3),
+            "amplitude": Unknown("amplitude", "the forcing amplitude (factor on the forcing; nominal 1)", kind="scalar",
+                                 problem_kwargs={"unknown": "amplitude"}, given="w0", attr="amplitude", start=1.0)}
+
+
+BURGERS_UNKNOWNS = {
+    "u0": Unknown("u0", "the initial condition u0(x)"),
+    "nu": Unknown("nu", "the viscosity nu (nominal 0.01)", kind="scalar", problem_kwargs={"unknown": "viscosity"},
+                  given="u0", attr="nu", start=0.01),
+}
 
 
 def periodic_grid(res: int) -> Grid2D:
@@ -95,6 +110,7 @@ register_task(Task(
     attrs={**NS_ATTRS, "T": 1.0},
     map_options=dict(prior=LawPrior(periodic_grid, **NS_LAW), max_iter=200),
     description="2-D Navier-Stokes (vorticity), w0 -> w(T=1) (BENCHMARKS.md ns)", latent=_latent(NS_LAW),
+    unknowns=_ns_unknowns(),
 ))
 register_task(Task(
     name="ns_long", grid=periodic_grid,
@@ -104,6 +120,7 @@ register_task(Task(
     attrs={**NS_ATTRS, "record_times": NS_LONG_TIMES},
     map_options=dict(prior=LawPrior(periodic_grid, **NS_LAW), max_iter=200),
     description="2-D Navier-Stokes trajectory, frames at t = 1..20 (rollout surrogates)", latent=_latent(NS_LAW),
+    unknowns=_ns_unknowns(),
 ))
 register_task(Task(
     name="burgers", grid=lambda res: Grid1D(res), default_res=256,
@@ -114,6 +131,7 @@ register_task(Task(
            "scheme": "pseudo-spectral, 2/3 de-aliasing, Crank-Nicolson viscosity + Heun flux, dt from Courant 0.5"},
     map_options=dict(prior=LawPrior(lambda n: Grid1D(n), **BURGERS_LAW), max_iter=200),
     description="1-D viscous Burgers, u0 -> u on the space-time grid (t = 1/32 .. 1)", latent=_latent(BURGERS_LAW),
+    unknowns=BURGERS_UNKNOWNS,
 ))
 register_task(Task(
     name="wave", grid=lambda res: Grid2D(res), default_res=64,
@@ -127,4 +145,5 @@ register_task(Task(
                      max_iter=100),
     description="2-D acoustic wave, speed c(x) from the wave field (receiver traces)",
     latent=_latent(WAVE_LAW, lambda mu: torch.exp(mu).clamp(*WAVE_BOUNDS)),
+    unknowns={"c": Unknown("c", "the wave speed c(x, y)")},
 ))
