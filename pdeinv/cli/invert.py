@@ -16,6 +16,15 @@ a warning, and the result records ``noise_assumed``.
 
     pdeinv train fno --data darcy.nc --mode forward -o fno.pt
     pdeinv invert darcy --obs observations.nc --method surrogate-map --model fno.pt
+
+Unknowns: ``--unknown`` picks what to recover among the task's declared unknowns (``Task.unknowns``,
+listed by ``--help``): its field (the default), a scalar parameter (``burgers``: ``nu``; ``ns``: ``nu``,
+``amplitude``; ``helmholtz``: ``k``), recovered by MAP with the field it needs fixed read from the
+observation file (variable ``u0``, ``w0`` or ``f``), or the field and scalars together (``u0,nu``).
+Space-time observation files (a time per point: netCDF ``times``, CSV column ``t``, mesh array ``t``)
+give a :class:`~pdeinv.physics.spacetime.SpaceTimePointObservation` of the task's trajectory.
+
+    pdeinv invert burgers --unknown nu --obs burgers_nu.nc
 """
 from __future__ import annotations
 
@@ -101,6 +110,12 @@ def _methods_epilog() -> str:
         doc = (SOLVERS[name].__doc__ or "").strip().splitlines()
         lines.append(f"  {name:<14} {METHOD_NOTES.get(name) or (doc[0] if doc else '')}")
     lines.append("")
+    lines.append("unknowns per task (--unknown; the first is the default; scalars by map, also with the field: A,B):")
+    for t in sorted(TASKS):
+        task = TASKS[t]
+        desc = [f"{u.name} ({u.kind})" for u in task.unknowns.values()] or [task.m_name]
+        lines.append(f"  {t:<15} {', '.join(desc)}")
+    lines.append("")
     lines.append("methods available per task (* needs --model CKPT):")
     for t in sorted(TASKS):
         ms = [m + ("*" if m in NEEDS_MODEL else "") for m in methods_for_task(TASKS[t])]
@@ -113,7 +128,11 @@ def add_arguments(p) -> None:
     from pdeinv.tasks import TASKS
     p.epilog = _methods_epilog()
     p.add_argument("task", help=f"task name: one of {', '.join(sorted(TASKS))}")
-    p.add_argument("--obs", required=True, help="observation file: netCDF (points, y) or a mesh file")
+    p.add_argument("--obs", required=True, help="observation file: netCDF (points, y[, times]), CSV (columns x[, y][, "
+                                                "t], value) or a mesh file (point data y[, t])")
+    p.add_argument("--unknown", default=None, metavar="NAME[,NAME]",
+                   help="what to recover: one of the task's unknowns (listed below; default its field), e.g. "
+                        "--unknown nu, or the field with scalars, --unknown u0,nu")
     p.add_argument("--method", default="map",
                    help=f"inverse solver (default map): one of {', '.join(SOLVERS)}; see the list per task below")
     p.add_argument("--res", type=int, default=None,
@@ -194,7 +213,7 @@ def _noise(args, attrs):
 
 def main(args) -> int:
     from pdeinv.cli._checks import check_device, check_output
-    from pdeinv.cli.observations import check_file_matches, read_observation_file
+    from pdeinv.cli.observations import check_file_matches, make_observation, read_given_fields, read_observation_file
     from pdeinv.tasks import get_task
 
     task = get_task(args.task)
@@ -212,22 +231,27 @@ def main(args) -> int:
 
     # read and check the file first (a corrupt file is an error before anything else is built)
     ndim = task.grid(task.default_res).ndim
-    points, y, attrs = read_observation_file(args.obs, ndim, field=args.field)
+    task.setup(args.unknown, 8 if ndim == 2 else 16, _probe_given(task, args.unknown))  # a bad --unknown fails now
+    points, y, attrs = read_observation_file(args.obs, ndim, field=args.field, allow_time=True)
     file_res = attrs.get("res")
     res = args.res or (int(file_res) if file_res is not None else task.default_res)
-    grid, problem = task.make(res)
+    grid = task.grid(res)
     note = check_file_matches(attrs, args.task, grid, args.obs)
     if note:
         log.warning("%s: %s", args.obs, note)
+    setup = task.setup(args.unknown, res, read_given_fields(args.obs, _given_names(task), grid))
+    problem = setup.problem
+    if setup.field is None or setup.scalars:
+        if args.method != "map":
+            raise ValueError(f"--unknown {args.unknown} is recovered by --method map (scalar parameters, alone or "
+                             f"with the field); got --method {args.method}")
+        opts = {**setup.map_options, **opts}
 
     import torch
 
-    from pdeinv.physics import ForwardModel, PointObservation
+    from pdeinv.physics import ForwardModel
     from pdeinv.solvers import build
-    try:
-        obs = PointObservation(grid, torch.as_tensor(points, dtype=torch.float64))
-    except ValueError as err:
-        raise ValueError(f"{args.obs}: {err}") from None
+    obs = make_observation(points, getattr(problem, "state_grid", None) or grid, problem, args.obs)
     noise = _noise(args, attrs)
     fwd = ForwardModel(problem.to(device), obs.to(device), noise)
     solver = build(args.method, task, res, model=args.model, device=device, **opts)
@@ -238,28 +262,70 @@ def main(args) -> int:
              args.method, "x".join(map(str, grid.shape)), res)
     result = solver(y, fwd, seed=args.seed)
 
-    info = {"task": args.task, "method": args.method, "observations": os.path.abspath(args.obs), "res": int(res)}
+    info = {"task": args.task, "method": args.method, "observations": os.path.abspath(args.obs), "res": int(res),
+            "unknown": ",".join(([setup.field] if setup.field else []) + setup.scalars)}
     if fwd.noise_assumed:
         info["noise_assumed"] = fwd.noise_assumed
     if note:
         info["observations_grid"] = note
-    _write_result(args, result, grid, obs, y, info)
-    png = os.path.splitext(args.output)[0] + ".png"
-    from pdeinv.plot import compare
-    compare(recovered=result.m, sensors=obs, path=png, title=f"{args.task}: {args.method}")
     misfit = float(fwd.misfit(result.m, y).mean())
+    parts = setup.split(result.m.detach())
+    scalars = {k: parts[k].reshape(-1).tolist() for k in setup.scalars}
+    for k, v in scalars.items():
+        info[k] = v[0] if len(v) == 1 else json.dumps(v)
+    if setup.scalars:        # the result holds the field (if any) on the grid, the scalars as variables and attrs
+        result.m, result.grid = (parts[setup.field] if setup.field else result.m), grid
+    _write_result(args, result, grid, obs, y, info, scalars)
+    png = os.path.splitext(args.output)[0] + ".png"
+    title = f"{args.task}: {args.method}" + "".join(f", {k} = {v[0]:.5g}" for k, v in scalars.items())
+    if setup.field is not None:
+        from pdeinv.plot import compare
+        compare(recovered=result.m, sensors=obs, path=png, title=title)
+    else:
+        with torch.no_grad():
+            _fit_figure(png, y, fwd.A(result.m), title)
     weights = "assumed 1 % noise" if fwd.noise_assumed else "calibrated noise"
     print(f"pdeinv invert {args.task} ({args.method}): {y.shape[0]} observation set(s), {obs.n_obs} points, "
           f"final misfit {misfit:.4g} (expected about {obs.n_obs / 2:.4g} for {weights})")
+    for k, v in scalars.items():
+        print(f"  {k} = " + ", ".join(f"{x:.6g}" for x in v))
     print(f"  result: {args.output}\n  figure: {png}")
     return 0
 
 
-def _write_result(args, result, grid, obs, y, info) -> None:
+def _given_names(task):
+    return sorted({u.given for u in task.unknowns.values() if u.given})
+
+
+def _probe_given(task, spec):
+    """Zero stand-ins for the fixed fields, so that a bad ``--unknown`` is refused before the file is read."""
+    import torch
+    res = 8 if task.grid(task.default_res).ndim == 2 else 16
+    g = task.grid(res)
+    return {n: torch.zeros(1, 1, *g.shape, dtype=torch.float64) for n in _given_names(task)}
+
+
+def _fit_figure(path, y, pred, title) -> None:
+    """Observed against predicted values (the figure of a scalar unknown)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    yo, yp = y.detach().cpu().reshape(-1).numpy(), pred.cpu().reshape(-1).numpy()
+    ax.plot(yo, yp, ".", ms=3)
+    lo, hi = float(min(yo.min(), yp.min())), float(max(yo.max(), yp.max()))
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.set_xlabel("observed"); ax.set_ylabel("predicted at the estimate"); ax.set_title(title, fontsize=9)
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def _write_result(args, result, grid, obs, y, info, scalars=None) -> None:
     from pdeinv.cli.observations import is_mesh
     if not is_mesh(args.output):
         from pdeinv.data.io import save_dataset
         ds = result.to_xarray()
+        for k, v in (scalars or {}).items():
+            ds[k] = (("sample",), v)
         ds.attrs.update(info)
         save_dataset(ds, args.output, validate=False)
         return

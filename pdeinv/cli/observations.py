@@ -7,6 +7,13 @@ grid the data belong to, which ``pdeinv invert`` checks), ``res``, and the noise
 ``noise_relative`` or ``noise_sigma`` (0 = exact data: see :mod:`pdeinv.physics.noise` for
 how exact data are weighted).  netCDF4 and netCDF3 files are read.  Mesh files (VTK, XDMF,
 Gmsh, ...) are read through ``pdeinv.data.mesh``; they carry no task, grid or noise level.
+
+Space-time observations (:class:`~pdeinv.physics.spacetime.SpaceTimePointObservation`, for time-dependent
+tasks): a netCDF file with a variable ``times`` ``(obs,)`` beside ``points`` ``(obs, d)`` (or ``points`` with
+``d + 1`` columns, the time last); a CSV file with a header naming the columns ``x[, y], t`` and one value
+column (``value``, the ``--field`` name, or the only other column); a mesh file with a point-data array
+``t`` (or ``time``).  A netCDF file may also hold fields the unknown needs fixed (e.g. ``u0`` ``(x,)`` when
+``--unknown nu``), on the file's ``grid``; :func:`read_given_fields` reads them.
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ import torch
 from pdeinv._validation import check_finite, file_mode
 
 SCHEMA = "pdeinv.observations/1"
+CSV_SUFFIXES = {".csv", ".txt"}
+TIME_NAMES = ("t", "time")
 MESH_SUFFIXES = {".vtu", ".vtk", ".xdmf", ".xmf", ".msh", ".ply", ".obj", ".stl", ".mesh", ".med", ".h5m"}
 
 
@@ -29,10 +38,16 @@ def is_mesh(path) -> bool:
     return Path(str(path)).suffix.lower() in MESH_SUFFIXES
 
 
-def save_observations(path, points, y, *, grid=None, **attrs) -> str:
+def is_csv(path) -> bool:
+    return Path(str(path)).suffix.lower() in CSV_SUFFIXES
+
+
+def save_observations(path, points, y, *, grid=None, times=None, fields=None, **attrs) -> str:
     """Write ``points`` ``(P, d)`` and ``y`` ``(P,)`` or ``(B, P)`` (or ``(B, 1, P)``) atomically.
 
     ``grid``: the grid the data were made on (stored as the ``grid`` attr, with ``res``);
+    ``times``: ``(P,)`` observation times (space-time observations); ``fields``: ``{name: (1, 1, *grid)}``
+    known inputs on ``grid`` (e.g. ``u0``), stored with dims ``x[, y]``;
     other keyword arguments become attrs (``task=``, ``noise_relative=``, ...; ``None`` is dropped).
     """
     import xarray as xr
@@ -46,7 +61,19 @@ def save_observations(path, points, y, *, grid=None, **attrs) -> str:
         at["grid"] = json.dumps(grid.to_dict())
         at.setdefault("res", int(grid.shape[0]))
     at.update({k: v for k, v in attrs.items() if v is not None})
-    ds = xr.Dataset({"points": (("obs", "coord"), pts), "y": (dims, yy)}, attrs=at)
+    data = {"points": (("obs", "coord"), pts), "y": (dims, yy)}
+    if times is not None:
+        data["times"] = (("obs",), np.asarray(times.detach().cpu() if torch.is_tensor(times) else times,
+                                              dtype=float).reshape(-1))
+    coords = {}
+    for name, v in (fields or {}).items():
+        if grid is None:
+            raise ValueError("fields= needs grid= (the grid they live on)")
+        arr = np.asarray(v.detach().cpu() if torch.is_tensor(v) else v, dtype=float).reshape(grid.shape)
+        sp = ("x", "y")[:grid.ndim]
+        data[name] = (sp, arr)
+        coords.update({d: c.numpy() for d, c in zip(sp, grid.coords())})
+    ds = xr.Dataset(data, coords=coords, attrs=at)
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
@@ -76,20 +103,58 @@ def _open_netcdf(path: Path):
                      f"or a mesh file with one of the suffixes {sorted(MESH_SUFFIXES)}")
 
 
-def read_observation_file(path, ndim: int, field: str = "y",
-                          dtype=torch.float64) -> Tuple[np.ndarray, torch.Tensor, Dict[str, Any]]:
-    """``(points (P, ndim), y (B, 1, P), attrs)`` from a netCDF or mesh file, checked (finite, sizes agree,
+def _csv_observations(path: Path, ndim: int, field: str, dtype):
+    from pdeinv.data.io import read_point_table
+    cols = read_point_table(path)
+    space = ["x", "y"][:ndim]
+    missing = [c for c in space if c not in cols]
+    if missing:
+        raise ValueError(f"{path.name}: no column {missing[0]!r}; a {ndim}-D task needs the coordinate columns "
+                         f"{space} (then t for space-time data, and a value column); found {list(cols)}")
+    tcol = [c for c in TIME_NAMES if c in cols]
+    rest = [c for c in cols if c not in space and c not in TIME_NAMES]
+    pick = [c for c in (field, "value") if c in rest]
+    if pick:
+        vname = pick[0]
+    elif len(rest) == 1:
+        vname = rest[0]
+    else:
+        raise ValueError(f"{path.name}: cannot tell which column holds the values among {rest}; name it 'value' "
+                         "or choose it with --field")
+    pts = np.stack([cols[c] for c in space] + ([cols[tcol[0]]] if tcol else []), 1)
+    y = torch.as_tensor(cols[vname], dtype=dtype).reshape(1, 1, -1)
+    return pts, y, {}
+
+
+def read_observation_file(path, ndim: int, field: str = "y", dtype=torch.float64,
+                          allow_time: bool = False) -> Tuple[np.ndarray, torch.Tensor, Dict[str, Any]]:
+    """``(points (P, ndim), y (B, 1, P), attrs)`` from a netCDF, CSV or mesh file, checked (finite, sizes agree,
     ``ndim`` coordinates) but not yet placed on a grid.  ``attrs`` holds ``task``, ``grid`` (a dict),
-    ``res`` and the noise level where the file has them."""
+    ``res`` and the noise level where the file has them.  With ``allow_time``, space-time observations
+    (see the module docstring) come back as ``points`` ``(P, ndim + 1)``, the time last; without it they are
+    refused with a clear error."""
+    pts, y, attrs = _read_observation_file(Path(path), ndim, field, dtype)
+    if pts.shape[1] == ndim + 1 and not allow_time:
+        raise ValueError(f"{Path(path).name} holds space-time observations (coordinates and a time per point); "
+                         "they need a time-dependent problem (SpaceTimePointObservation)")
+    return pts, y, attrs
+
+
+def _read_observation_file(path: Path, ndim: int, field: str, dtype):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"observation file {str(path)!r} does not exist")
     if path.is_dir():
         raise ValueError(f"observation file {str(path)!r} is a folder; expected a netCDF or mesh file")
+    if is_csv(path):
+        return _csv_observations(path, ndim, field, dtype)
     if is_mesh(path):
-        from pdeinv.data.mesh import _mesh_points, read_mesh
+        from pdeinv.data.mesh import _mesh_points, mesh_times, read_mesh
         mesh = read_mesh(path)
         pts = _mesh_points(mesh.points, ndim, str(path))
+        times = mesh_times(mesh, str(path))
+        if times is not None:
+            pts = np.concatenate([pts, times[:, None]], 1)
         if field not in mesh.point_data:
             raise ValueError(f"{path} has no point data {field!r}; available arrays: {sorted(mesh.point_data)} "
                              "(choose one with --field)")
@@ -121,11 +186,17 @@ def read_observation_file(path, ndim: int, field: str = "y",
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ValueError(f"{path.name}: variable {name!r} holds {arr.dtype} values; expected numbers")
     pts = np.asarray(pv, dtype=float)
-    if pts.ndim != 2 or pts.shape[1] != ndim:
+    if "times" in ds:
+        tv = np.asarray(ds["times"].values, dtype=float)
+        if pts.ndim != 2 or pts.shape[1] != ndim or tv.shape != (pts.shape[0],):
+            raise ValueError(f"{path.name}: 'points' {pts.shape} and 'times' {tv.shape}; expected (P, {ndim}) "
+                             "coordinates and one time per point (P,)")
+        pts = np.concatenate([pts, tv[:, None]], 1)
+    elif pts.ndim != 2 or pts.shape[1] not in (ndim, ndim + 1):
         raise ValueError(f"{path.name}: 'points' has shape {pts.shape}; expected (P, {ndim}) coordinates for this "
-                         f"task's {ndim}-D grid")
+                         f"task's {ndim}-D grid, or (P, {ndim + 1}) space-time points (time last)")
     if not np.isfinite(pts).all():
-        raise ValueError(f"{path.name}: 'points' contains NaN/inf coordinates")
+        raise ValueError(f"{path.name}: 'points' (or 'times') contains NaN/inf coordinates")
     if yv.ndim not in (1, 2):
         raise ValueError(f"{path.name}: 'y' has shape {yv.shape}; expected (obs,) or (sample, obs)")
     y = torch.as_tensor(np.asarray(yv, dtype=float), dtype=dtype)
@@ -168,13 +239,59 @@ def check_file_matches(attrs: Dict[str, Any], task_name: str, grid, where: str) 
     return None
 
 
-def load_observations(path, grid, dtype=torch.float64, field: str = "y"):
-    """Return ``(PointObservation, y (B, 1, P), attrs)`` from a netCDF or mesh file
-    (``field``: the point-data array holding the values in a mesh file)."""
+def make_observation(points: np.ndarray, grid, problem=None, where: str = "observations"):
+    """The observation operator of ``points``: ``(P, d)`` -> :class:`PointObservation` on ``grid``;
+    ``(P, d + 1)`` (time last) -> :class:`SpaceTimePointObservation` of the time-dependent ``problem``."""
     from pdeinv.physics.observation import PointObservation
-    pts, y, attrs = read_observation_file(path, grid.ndim, field=field, dtype=dtype)
+    from pdeinv.physics.spacetime import SpaceTimePointObservation
+    pts = torch.as_tensor(points, dtype=torch.float64)
     try:
-        obs = PointObservation(grid, torch.as_tensor(pts, dtype=torch.float64))
+        if pts.dim() == 2 and pts.shape[1] == grid.ndim + 1:
+            if problem is None or getattr(problem, "record_times", None) is None:
+                raise ValueError("space-time points (a time per point) need a time-dependent problem; this one "
+                                 "stores no trajectory (record_times)")
+            return SpaceTimePointObservation.for_problem(problem, pts[:, :grid.ndim], pts[:, grid.ndim])
+        return PointObservation(grid, pts)
     except ValueError as err:
-        raise ValueError(f"{Path(path).name}: {err}") from None
-    return obs, y, attrs
+        raise ValueError(f"{where}: {err}") from None
+
+
+def load_observations(path, grid, dtype=torch.float64, field: str = "y", problem=None):
+    """Return ``(observation, y (B, 1, P), attrs)`` from a netCDF, CSV or mesh file (``field``: the point-data
+    array or column holding the values); space-time points give a ``SpaceTimePointObservation`` of ``problem``."""
+    pts, y, attrs = read_observation_file(path, grid.ndim, field=field, dtype=dtype, allow_time=problem is not None)
+    return make_observation(pts, grid, problem, Path(path).name), y, attrs
+
+
+def read_given_fields(path, names, grid, dtype=torch.float64) -> Dict[str, torch.Tensor]:
+    """Known input fields stored in a netCDF observation file, ``{name: (1, 1, *grid.shape)}`` on ``grid``.
+
+    A field is stored on the file's ``grid`` (attr) with dims ``x[, y]``; on another resolution it is
+    interpolated (linearly / bilinearly, exact at shared nodes).  Names absent from the file are skipped;
+    CSV and mesh files hold no fields (an empty dict).
+    """
+    path = Path(path)
+    if is_csv(path) or is_mesh(path):
+        return {}
+    ds = _open_netcdf(path)
+    out = {}
+    for name in names:
+        if name not in ds or name in ("points", "y", "times"):
+            continue
+        arr = np.asarray(ds[name].values, dtype=float)
+        gd = ds.attrs.get("grid")
+        from pdeinv.physics.grid import grid_from_dict
+        fgrid = grid_from_dict(json.loads(gd)) if isinstance(gd, str) else grid
+        if tuple(arr.shape) != tuple(fgrid.shape):
+            raise ValueError(f"{path.name}: variable {name!r} has shape {arr.shape}; expected the file grid's "
+                             f"{tuple(fgrid.shape)}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{path.name}: variable {name!r} contains NaN/inf")
+        t = torch.as_tensor(arr, dtype=dtype)[None, None]
+        if tuple(fgrid.shape) != tuple(grid.shape):
+            from pdeinv.data.mesh import grid_points
+            from pdeinv.physics.observation import PointObservation
+            nodes = torch.as_tensor(grid_points(grid, zcol=False), dtype=torch.float64)
+            t = PointObservation(fgrid, nodes)(t).reshape(1, 1, *grid.shape).to(dtype)
+        out[name] = t
+    return out

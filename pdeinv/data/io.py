@@ -452,3 +452,44 @@ def result_to_xarray(result):
         attrs["grid"] = grid.to_dict()
     ds = xr.Dataset(data, coords=coords, attrs=encode_attrs(attrs))
     return ds
+
+
+# ----------------------------------------------------------------------------- point tables (CSV)
+def read_point_table(path) -> Dict[str, np.ndarray]:
+    """Columns of a CSV point table: ``{name: (P,) float array}`` in file order.
+
+    The first non-comment line is the header (column names, e.g. ``x,t,u`` or ``x,y,t,value``); lines
+    starting with ``#`` are comments; separators are commas (whitespace around them is ignored).  Every row
+    must have one number per column: a ``ValueError`` names the first bad line.
+    """
+    import csv
+    path = Path(path)
+    rows, header, where = [], None, str(path)
+    with open(path, newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), 1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            cells = [c.strip() for c in row]
+            if header is None:
+                header = cells
+                if any(not c for c in header) or len(set(header)) != len(header):
+                    raise ValueError(f"{where}: the header line {row} must name every column once")
+                try:
+                    [float(c) for c in header]
+                except ValueError:
+                    continue
+                raise ValueError(f"{where}: the first line holds numbers; expected a header naming the columns "
+                                 "(e.g. x,t,value)")
+            if len(cells) != len(header):
+                raise ValueError(f"{where}, line {lineno}: {len(cells)} values for {len(header)} columns {header}")
+            try:
+                rows.append([float(c) for c in cells])
+            except ValueError:
+                raise ValueError(f"{where}, line {lineno}: {row} is not all numbers") from None
+    if header is None or not rows:
+        raise ValueError(f"{where}: the CSV file holds no data rows (expected a header such as x,t,value and "
+                         "one row per observation)")
+    arr = np.asarray(rows, dtype=float)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{where}: the table contains NaN/inf values")
+    return {name: arr[:, i].copy() for i, name in enumerate(header)}

@@ -195,6 +195,58 @@ def read_mesh(path):
                      "expected a file meshio reads (VTK, VTU, XDMF, Gmsh, ...)")
 
 
+TIME_ARRAYS = ("t", "time")
+
+
+def mesh_times(mesh, where: str = "mesh") -> Optional[np.ndarray]:
+    """The observation time of each point, from a point-data array ``t`` or ``time`` (``(P,)``), or ``None``:
+    a mesh of space-time observations keeps its sensors' positions as points and their times beside them."""
+    names = [n for n in TIME_ARRAYS if n in mesh.point_data]
+    if not names:
+        return None
+    t = np.asarray(mesh.point_data[names[0]], dtype=float).reshape(len(mesh.points), -1)
+    if t.shape[1] != 1:
+        raise ValueError(f"{where}: point data {names[0]!r} has shape {t.shape}; expected one time per point")
+    if not np.isfinite(t).all():
+        raise ValueError(f"{where}: point data {names[0]!r} (the observation times) contains NaN/inf")
+    return t[:, 0]
+
+
+def read_spacetime_observations(path, problem, field: str = "y"):
+    """Space-time observations from a mesh file: ``(SpaceTimePointObservation, y (1, 1, P))``.
+
+    The points are the sensor positions, the point-data array ``t`` (or ``time``) their times and ``field``
+    the values; ``problem`` is the time-dependent problem (its state grid and record times).
+    """
+    from pdeinv.physics.spacetime import SpaceTimePointObservation
+    mesh = read_mesh(path)
+    grid = getattr(problem, "state_grid", None) or problem.grid
+    times = mesh_times(mesh, str(path))
+    if times is None:
+        raise ValueError(f"{path} has no point data 't' or 'time' (the observation time of each point); "
+                         f"available arrays: {sorted(mesh.point_data)}")
+    _, y = _values(mesh, path, field)
+    try:
+        obs = SpaceTimePointObservation.for_problem(problem, _mesh_points(mesh.points, grid.ndim, str(path)), times)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+    return obs, y
+
+
+def _values(mesh, path, field):
+    if field not in mesh.point_data:
+        raise ValueError(f"{path} has no point data {field!r}; available arrays: {sorted(mesh.point_data)}")
+    vals = np.asarray(mesh.point_data[field], dtype=float)
+    if vals.ndim > 1:
+        if vals.ndim == 2 and vals.shape[1] == 1:
+            vals = vals[:, 0]
+        else:
+            raise ValueError(f"point data {field!r} has shape {vals.shape}; expected one value per point")
+    if not np.isfinite(vals).all():
+        raise ValueError(f"{path}: point data {field!r} contains {int((~np.isfinite(vals)).sum())} NaN/inf values")
+    return vals, torch.from_numpy(vals.copy()).reshape(1, 1, -1)
+
+
 def read_observations(path, grid, field: str = "y"):
     """Point observations from a mesh file: ``(PointObservation, y)``.
 
