@@ -16,6 +16,7 @@ from pdeinv.physics.external import ExternalProblem  # bridge for external solve
 from pdeinv.physics.eit import EIT, DtNObservation
 from pdeinv.physics.navier_stokes import NavierStokes2D
 from pdeinv.physics.burgers import Burgers1D
+from pdeinv.physics.burgers_bc import BurgersBC
 from pdeinv.physics.wave import Wave2D
 from pdeinv.physics.timeobs import TimeSliceObservation
 from pdeinv.physics.spacetime import SpaceTimePointObservation
@@ -27,6 +28,7 @@ PROBLEMS = {
     "eit": EIT,
     "ns": NavierStokes2D,
     "burgers": Burgers1D,
+    "burgers_dirichlet": BurgersBC,
     "wave": Wave2D,
 }
 
@@ -34,5 +36,5 @@ __all__ = [
     "Grid1D", "Grid2D", "grid_from_dict", "GaussianRandomField", "threshold", "white_noise",
     "Observation", "PointObservation", "MaskObservation", "BoundaryTrace", "GaussianNoise",
     "ForwardModel", "Identity", "EllipticProblem", "solve_elliptic", "stencil", "Darcy", "Poisson", "Helmholtz",
-    "EIT", "DtNObservation", "NavierStokes2D", "Burgers1D", "Wave2D", "TimeSliceObservation", "SpaceTimePointObservation", "ExternalProblem", "PROBLEMS",
+    "EIT", "DtNObservation", "NavierStokes2D", "Burgers1D", "BurgersBC", "Wave2D", "TimeSliceObservation", "SpaceTimePointObservation", "ExternalProblem", "PROBLEMS",
 ]

@@ -203,12 +203,19 @@ class BurgersBC(nn.Module):
         g = None if self.bc == "periodic" else boundary_function(bnd, self.boundary_times)
         return u0, nu, g
 
-    def time_step(self, u0: torch.Tensor, g=None) -> float:
-        """The step used: ``dt`` (checked against the Courant bound) or ``courant * h / max|u|``."""
-        umax = float(u0.detach().abs().max())
+    def _umax(self, u0: torch.Tensor, g=None) -> torch.Tensor:
+        """Per-sample ``max|u|`` over ``u0`` and (Dirichlet) the data at 0, the knots and the record times, ``(B,)``."""
+        umax = u0.detach().abs().flatten(1).max(1).values
         if g is not None and self.bc == "dirichlet":
             ts = [0.0] + list(self.boundary_times or []) + self.times
-            umax = max([umax] + [float(g(t).detach().abs().max()) for t in ts])
+            gm = torch.stack([g(t).detach().abs().max(-1).values.to(umax) for t in ts]).max(0).values
+            umax = torch.maximum(umax, gm.expand_as(umax) if gm.numel() == 1 else gm)
+        return umax
+
+    def time_step(self, u0: torch.Tensor, g=None) -> float:
+        """The step used for the batch ``u0``: ``dt`` (checked against the Courant bound) or
+        ``courant * h / max|u|``."""
+        umax = float(self._umax(u0, g).max())
         h = self.state_grid.h
         limit = COURANT_MAX * h / umax if umax > 0 else math.inf
         if self.dt is None:
@@ -221,12 +228,34 @@ class BurgersBC(nn.Module):
 
     def forward(self, m: torch.Tensor) -> torch.Tensor:
         u0, nu, g = self._unpack(m)
-        plan = schedule(self.times, self.time_step(u0, g))
-        u = simulate_burgers_bc(self.state_grid, u0, nu, plan, bc=self.bc, boundary=g, source=self.source,
-                                checkpoint=self.checkpoint, single=self.single)
+        if self.dt is not None:
+            plans = [schedule(self.times, self.time_step(u0, g))] * u0.shape[0]
+        else:       # per-sample automatic steps, so that a batch gives each sample its answer alone
+            plans = [schedule(self.times, self.time_step(u0[b:b + 1], _row(g, slice(b, b + 1)))) for b in range(u0.shape[0])]
+        groups = {}
+        for b, plan in enumerate(plans):
+            groups.setdefault(tuple(plan), []).append(b)
+        parts, order = [], []
+        for plan, idx in groups.items():
+            sel = slice(idx[0], idx[-1] + 1) if idx == list(range(idx[0], idx[-1] + 1)) else idx
+            parts.append(simulate_burgers_bc(self.state_grid, u0[sel], _rows(nu, sel), list(plan), bc=self.bc,
+                                             boundary=_row(g, sel), source=self.source,
+                                             checkpoint=self.checkpoint, single=self.single))
+            order += idx
+        u = parts[0] if len(parts) == 1 else torch.cat(parts, 0)[torch.argsort(torch.tensor(order))]
         if not bool(torch.isfinite(u.detach()).all()):
             raise ValueError("the Burgers solve blew up (non-finite values); use a smaller dt or courant")
         return u
+
+
+def _rows(x, sel):
+    """Rows ``sel`` of a per-sample tensor (batch 1 and numbers broadcast)."""
+    return x[sel] if torch.is_tensor(x) and x.dim() > 0 and x.shape[0] > 1 else x
+
+
+def _row(g, sel):
+    """The boundary function restricted to the samples ``sel``."""
+    return None if g is None else (lambda t: _rows(g(t), sel))
 
 
 def _extend(v: torch.Tensor, bc: str) -> torch.Tensor:

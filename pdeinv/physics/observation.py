@@ -102,12 +102,14 @@ class PointObservation(_IndexedObservation):
             raise ValueError("PointObservation needs at least one point")
         check_finite(pts, "observation points")
         lengths = (grid.length,) if grid.ndim == 1 else grid.length
+        origin = _origin(grid)
         for d in range(grid.ndim):
-            lo, hi = float(pts[:, d].min()), float(pts[:, d].max())
-            if lo < -1e-12 or hi > lengths[d] * (1 + 1e-12):
+            lo, hi = float(pts[:, d].min()) - origin[d], float(pts[:, d].max()) - origin[d]
+            tol = 1e-12 * max(lengths[d], abs(origin[d]))
+            if lo < -tol or hi > lengths[d] + tol:
                 raise ValueError(
-                    f"observation points lie outside the domain: axis {d} spans [{lo:g}, {hi:g}], "
-                    f"the domain is [0, {lengths[d]:g}]"
+                    f"observation points lie outside the domain: axis {d} spans [{lo + origin[d]:g}, "
+                    f"{hi + origin[d]:g}], the domain is [{origin[d]:g}, {origin[d] + lengths[d]:g}]"
                 )
         self.points = pts
         idx, w = _interp_weights(grid, pts)
@@ -160,14 +162,21 @@ class PointObservation(_IndexedObservation):
         return f"n_obs={self.n_obs}, grid={tuple(self.grid.shape)}"
 
 
+def _origin(grid):
+    """The grid's lower corner as a tuple (grids on ``[a, b]``; 0 for grids without an origin)."""
+    o = getattr(grid, "origin", 0.0)
+    return tuple(o) if isinstance(o, (tuple, list)) else (float(o),) * grid.ndim
+
+
 def _interp_weights(grid, pts: torch.Tensor):
     """Bilinear (linear in 1-D) node indices (P, 2**d) and weights."""
     shape = grid.shape
     h = grid.spacing
     periodic = grid.bc == "periodic"
     lo_idx, fr = [], []
+    origin = _origin(grid)
     for d in range(grid.ndim):
-        s = pts[:, d] / h[d]
+        s = (pts[:, d] - origin[d]) / h[d]
         i0 = torch.floor(s)
         if not periodic:
             i0 = i0.clamp(0, shape[d] - 2)

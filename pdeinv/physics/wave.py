@@ -1,6 +1,6 @@
 r"""2-D acoustic wave equation with a variable speed, leapfrog finite differences.
 
-.. math::  \partial_{tt} u = \nabla\cdot(c^2\nabla u) + s(t)\,\delta(x - x_s) \ \text{in } \Omega = [0, L_x]\times[0, L_y],
+.. math::  \partial_{tt} u = \nabla\cdot(c^2\nabla u) + s(t)\,\delta(x - x_s) \ \text{in } \Omega = [a, b]\times[c, d],
            \qquad u = 0 \text{ on } \partial\Omega, \qquad u(0) = u_0,\ \partial_t u(0) = v_0.
 
 :math:`c(x) > 0` is the wave speed (length per time), ``u`` e.g. pressure.
@@ -87,8 +87,8 @@ class Wave2D(nn.Module):
     grid : Dirichlet :class:`Grid2D` (``u = 0`` on the boundary nodes).
     c : wave speed field ``(1|B, 1, nx, ny)`` or number (> 0), unless it is the unknown.
     u0, v0 : initial displacement and velocity, ``(1|B, S, nx, ny)`` or 0 (``S`` shots).
-    sources : optional list of point sources ``[(x, y), ...]``, one per shot, with the wavelet
-        ``source_time(t) -> tensor`` (e.g. ``lambda t: ricker(t, 10.0)``).
+    sources : optional list of point sources ``[(x, y), ...]`` (grid coordinates, inside ``grid.bounds``),
+        one per shot, with the wavelet ``source_time(t) -> tensor`` (e.g. ``lambda t: ricker(t, 10.0)``).
     record_times : number (output ``(B, S, nx, ny)``) or increasing sequence (``(B, T, S, nx, ny)``).
     dt : largest time step; ``None`` = ``cfl`` x the CFL limit of the current ``c``; a given ``dt`` that
         breaks the CFL condition raises ``ValueError``.  The step used is the largest one <= dt that divides
@@ -119,9 +119,10 @@ class Wave2D(nn.Module):
         if sources is not None:
             if source_time is None:
                 raise ValueError("point sources need source_time= (e.g. lambda t: ricker(t, f0=10))")
+            (xa, xb), (ya, yb) = grid.bounds
             for p in sources:
-                if not (0 <= p[0] <= grid.length[0] and 0 <= p[1] <= grid.length[1]):
-                    raise ValueError(f"source {p} lies outside the domain {grid.length}")
+                if not (xa <= p[0] <= xb and ya <= p[1] <= yb):
+                    raise ValueError(f"source {p} lies outside the domain [{xa:g}, {xb:g}] x [{ya:g}, {yb:g}]")
         if dt is not None and not dt > 0:
             raise ValueError(f"dt must be > 0 (or None for automatic); got {dt}")
         if not 0 < cfl <= 1:
@@ -198,7 +199,7 @@ class Wave2D(nn.Module):
             raise ValueError(f"{S} sources need u0 with {S} channels (one per shot); got {u0.shape[1]}")
         field = torch.zeros((1, S) + tuple(self.grid.shape), dtype=u0.dtype, device=u0.device)
         for s, (x, y) in enumerate(self.sources):
-            i, j = int(round(x / hx)), int(round(y / hy))
+            i, j = int(round((x - self.grid.origin[0]) / hx)), int(round((y - self.grid.origin[1]) / hy))
             field[0, s, i, j] = 1.0 / (hx * hy)
         return field * self.grid.interior_mask(u0.device).to(u0.dtype)
 
