@@ -145,9 +145,9 @@ class SpaceTimePointObservation(Observation):
     @classmethod
     def for_problem(cls, problem, points, times=None) -> "SpaceTimePointObservation":
         """The observation on ``problem.state_grid`` (else ``problem.grid``) at its record times."""
-        grid = getattr(problem, "state_grid", None) or problem.grid
+        grid = getattr(problem, "state_grid", None) or getattr(problem, "grid", None)
         rec = getattr(problem, "record_times", None)
-        if rec is None:
+        if rec is None or grid is None:
             raise ValueError(f"{type(problem).__name__} has no record_times: space-time observations need a "
                              "time-dependent problem")
         rec = [float(rec)] if isinstance(rec, (int, float)) else list(rec)

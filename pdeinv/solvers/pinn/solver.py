@@ -53,11 +53,13 @@ def observation_points(fwd, y: torch.Tensor, spec: PINNProblem) -> torch.Tensor:
     Uses ``fwd.observation.points`` when present; any other linear indexed
     observation (masks, boundary traces) is located by observing the coordinate
     fields themselves (bilinear interpolation reproduces linear functions).
-    Time-dependent problems need points with a time column (``D = d + 1``) or
-    an observation with ``times``.
+    Time-dependent problems need points with a time column (``D = d + 1``), an
+    observation with ``times`` (every point at every time), or a
+    ``SpaceTimePointObservation`` (its scattered ``(x, t)`` points).
     """
     obs = fwd.observation
-    pts = getattr(obs, "points", None)
+    stp = getattr(obs, "spacetime_points", None)     # SpaceTimePointObservation: one time per point
+    pts = stp() if callable(stp) else getattr(obs, "points", None)
     if pts is None:
         grid = getattr(obs, "grid", None) or fwd.state_grid
         if grid is None or not hasattr(obs, "index"):
@@ -69,7 +71,7 @@ def observation_points(fwd, y: torch.Tensor, spec: PINNProblem) -> torch.Tensor:
     pts = torch.as_tensor(pts, dtype=torch.float64).detach().cpu()
     if pts.dim() == 1:
         pts = pts[:, None]
-    times = getattr(obs, "times", None) or getattr(spec, "times", None)
+    times = None if callable(stp) else getattr(obs, "times", None) or getattr(spec, "times", None)
     if spec.time_dependent and times is not None and pts.shape[1] == spec.grid.ndim:
         t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
         pts = torch.cat([pts.repeat(len(t), 1), t.repeat_interleave(pts.shape[0])[:, None]], 1)
