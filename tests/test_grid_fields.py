@@ -22,6 +22,30 @@ def test_grid_geometry():
     assert g1.h == 1 / 128 and g1.shape == (128,)
 
 
+def test_grids_on_shifted_domains():
+    """Grids on [a, b] and [a, b] x [c, d]: coordinates, spacing and bounds honour the origin; descriptions of
+    grids at the origin 0 are unchanged (old dicts without "origin" still read back)."""
+    g = pi.Grid1D.interval(-1.0, 1.0, 5)
+    assert g.bounds == (-1.0, 1.0) and g.h == 0.5 and g.bc == "dirichlet"
+    assert g.coords()[0].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    gp = pi.Grid1D(4, length=2.0, bc="periodic", origin=-1.0)
+    assert gp.coords()[0].tolist() == [-1.0, -0.5, 0.0, 0.5]
+    G = pi.Grid2D.rectangle((-1.0, 1.0), (2.0, 5.0), (5, 4))
+    X, Y = G.mesh()
+    assert G.bounds == ((-1.0, 1.0), (2.0, 5.0)) and G.spacing == (0.5, 1.0)
+    assert float(X[0, 0]) == -1.0 and float(X[-1, 0]) == 1.0 and Y[0].tolist() == [2.0, 3.0, 4.0, 5.0]
+    for grid in (g, gp, G):
+        assert pi.physics.grid_from_dict(grid.to_dict()) == grid and "origin" in grid.to_dict()
+    assert pi.Grid2D(8).to_dict() == {"kind": "Grid2D", "n": [8, 8], "length": [1.0, 1.0], "bc": "dirichlet"}
+    assert pi.Grid1D(8).to_dict() == {"kind": "Grid1D", "n": 8, "length": 1.0, "bc": "periodic"}
+    assert pi.physics.grid_from_dict({"kind": "Grid1D", "n": 8, "length": 1.0, "bc": "periodic"}) == pi.Grid1D(8)
+    assert pi.Grid2D(8, origin=0) == pi.Grid2D(8) and pi.Grid2D(8, origin=(0.5, 0)).origin == (0.5, 0.0)
+    for bad in (lambda: pi.Grid1D.interval(1.0, -1.0, 8), lambda: pi.Grid2D(8, origin=(0, 1, 2)),
+                lambda: pi.Grid1D(8, origin=float("nan")), lambda: pi.Grid2D.rectangle((0, 1), (2, 2), 8)):
+        with pytest.raises(ValueError):
+            bad()
+
+
 @pytest.mark.parametrize("bad", [dict(n=2), dict(n=16, bc="neumann"), dict(n=16, length=-1.0)])
 def test_grid_rejects_bad_input(bad):
     with pytest.raises(ValueError):
