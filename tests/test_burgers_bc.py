@@ -245,8 +245,8 @@ def test_bad_input_is_refused_clearly():
 
 
 def test_elliptic_manufactured_solution_on_a_shifted_square():
-    r"""Lap u = f (Poisson sign convention) on [-1, 1]^2 with u = e^{x} sin(pi (y + 1) / 2) + x y (the data carry no symmetry that
-    would hide a wrong origin): measured order 2."""
+    r"""Lap u = f (Poisson's sign convention) on [-1, 1]^2 with u = e^{x} sin(pi (y + 1) / 2) + x y (data
+    without a symmetry that would hide a wrong origin): measured order 2."""
     errs, ns = [], (17, 33, 65)
     for n in ns:
         g = Grid2D.rectangle((-1.0, 1.0), (-1.0, 1.0), n)
@@ -278,3 +278,36 @@ def test_wave_on_a_shifted_domain_is_the_translated_problem():
         Wave2D(grid, sources=[(0.6, 0.3)], **kw)
     with pytest.raises(ValueError, match="outside the domain"):
         PointObservation(grid, pts)
+
+
+@pytest.mark.parametrize("bc", ["dirichlet", "neumann"])
+def test_residual_of_the_exact_solution(bc):
+    """The trapezoidal residual of exact Cole-Hopf frames is O(dt^2 + h^2) at interior nodes (frames dt ~ h);
+    at Dirichlet ends it is u - g = 0; at Neumann ends the ghost closure's local truncation is O(h)."""
+    inner, ends, ns = [], [], (65, 129, 257)
+    for n in ns:
+        g = Grid1D.interval(XA, XB, n)
+        x = g.coords()[0]
+        times = [0.8 / (n - 1) * k for k in range(1, 4)]
+        p = BurgersBC(g, nu=NU, bc=bc, boundary=_ends(cole_hopf if bc == "dirichlet" else cole_hopf_x),
+                      record_times=times)
+        r = p.residual(cole_hopf(x, 0)[None, None], torch.stack([cole_hopf(x, t) for t in times])[None, :, None])
+        assert r.shape == (1, 3, 1, n)
+        inner.append(float(r[..., 1:-1].abs().max()))
+        ends.append(float(r[..., [0, -1]].abs().max()))
+    hs = [1 / (n - 1) for n in ns]
+    assert convergence_order(hs, inner) > 1.8, inner
+    if bc == "dirichlet":
+        assert max(ends) < 1e-14, ends
+    else:
+        assert 0.9 < convergence_order(hs, ends) < 1.2, ends
+
+
+def test_checkpointed_gradient_is_the_same():
+    g, u0, kw = _small("neumann", boundary=(0.2, -0.1))
+    grads = []
+    for ck in (None, 3):
+        nu = torch.tensor([0.05], dtype=torch.float64, requires_grad=True)
+        (BurgersBC(g, unknown="viscosity", u0=u0, dt=0.02, checkpoint=ck, **kw)(nu) ** 2).sum().backward()
+        grads.append(nu.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-12)
