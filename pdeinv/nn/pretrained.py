@@ -209,13 +209,13 @@ def _atomic_text(text: str, target: Path) -> None:
 def ship(checkpoint, name: str, *, kind: str, methods: List[str], command: str, data: List[str],
          validation: Dict[str, Any], health: Optional[Dict[str, Any]] = None, learning_curve: Optional[str] = None,
          fixed_grid: bool = False, default_for_methods: Optional[List[str]] = None, notes: str = "",
-         overwrite: bool = False, models_dir=None) -> Dict[str, Any]:
+         overwrite: bool = False, steps_per_epoch: Optional[int] = None, models_dir=None) -> Dict[str, Any]:
     """Copy a trained checkpoint into the shipped models under ``name`` and record its manifest entry.
 
     The step count adds this run's optimiser steps (from the checkpoint's training record) to those
     of the model it was warm-started from (``trained_on["init"]``), so ``steps`` counts every session.
     An existing ``name`` needs ``overwrite=True`` (its sessions are kept).  Refused: a total size over
-    :data:`BUDGET_BYTES`.
+    :data:`BUDGET_BYTES`.  ``steps_per_epoch`` serves checkpoints that do not record it.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
@@ -228,7 +228,10 @@ def ship(checkpoint, name: str, *, kind: str, methods: List[str], command: str, 
     if ck.get("class") is None:
         raise ValueError(f"{str(checkpoint)!r} is not a loadable network checkpoint")
     trained_on = json.loads(ck["trained_on"]) if ck.get("trained_on") else {}
-    run_steps = int(trained_on.get("steps_per_epoch", 0)) * _epochs_of(ck, checkpoint)
+    spe = trained_on.get("steps_per_epoch") or steps_per_epoch
+    if spe is None and ck.get("training") and trained_on.get("n_train"):
+        spe = -(-int(trained_on["n_train"]) // int(ck["training"]["settings"]["batch_size"]))
+    run_steps = int(spe or 0) * _epochs_of(ck, checkpoint)
     init = trained_on.get("init") or {}
     prior_steps = int(init.get("steps", 0))
     file = f"{name}.pt"
