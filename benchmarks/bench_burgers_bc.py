@@ -7,7 +7,10 @@ u0 = -sin(pi x), u(+-1) = 0, it measures in one run:
   ``tests/fixtures/burgers_raissi_frames.npz``, or all 100 frames x 256 nodes of deepxde's
   ``Burgers.npz`` with ``--reference PATH``);
 * the time of one forward solve (frames t = 0.01 .. 0.99) and of forward + gradient with respect
-  to nu (batch 1, float64, min of ``--repeats``).
+  to nu (batch 1, float64, min of ``--repeats``);
+* with ``--nu-fit``: nu identified from the reference frames (all after t = 0, no noise) by
+  Gauss-Newton on log nu (forward-mode Jacobian, from 2 nu), i.e. the error that the solver's own
+  discretisation error puts on a noise-free MAP estimate.
 
 Usage::
 
@@ -44,7 +47,7 @@ def load_reference(path):
     return d["x"].ravel(), d["t"].ravel(), d["u"]
 
 
-def run(k, x_ref, t_ref, u_ref, courant, repeats):
+def run(k, x_ref, t_ref, u_ref, courant, repeats, nu_fit=False):
     n = 255 * k + 1
     grid = Grid1D.interval(-1.0, 1.0, n)
     x = grid.coords()[0]
@@ -68,8 +71,24 @@ def run(k, x_ref, t_ref, u_ref, courant, repeats):
         (pv(nu) ** 2).sum().backward()
         grad.append(time.perf_counter() - t0)
     steps = sum(s for s, _ in schedule(times, problem.time_step(u0)))
-    return {"n": n, "h": grid.h, "steps": steps, "courant": courant, "rel_l2": err,
-            "forward_s": min(fwd), "forward_grad_s": min(grad)}
+    rec = {"n": n, "h": grid.h, "steps": steps, "courant": courant, "rel_l2": err,
+           "forward_s": min(fwd), "forward_grad_s": min(grad)}
+    if nu_fit:
+        ref = torch.tensor(u_ref[1:])
+
+        def res(lognu):
+            return (pv(torch.exp(lognu))[0, :, 0][:, idx] - ref).reshape(-1)
+        lognu = torch.tensor([math.log(2 * RAISSI_NU)], dtype=torch.float64)
+        t0 = time.perf_counter()
+        for it in range(20):
+            r, jv = torch.func.jvp(res, (lognu,), (torch.ones_like(lognu),))
+            step = -(jv @ r) / (jv @ jv)
+            lognu = lognu + step
+            if abs(float(step)) < 1e-7:
+                break
+        rec.update(nu_rel_error=float(torch.exp(lognu)) / RAISSI_NU - 1, nu_fit_iters=it + 1,
+                   nu_fit_s=time.perf_counter() - t0)
+    return rec
 
 
 def main():
@@ -78,10 +97,11 @@ def main():
     ap.add_argument("--ks", default="1,2,4,8,16")
     ap.add_argument("--courant", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--nu-fit", action="store_true", help="also identify nu from the frames (Gauss-Newton)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     x_ref, t_ref, u_ref = load_reference(args.reference)
-    rows = [run(int(k), x_ref, t_ref, u_ref, args.courant, args.repeats) for k in args.ks.split(",")]
+    rows = [run(int(k), x_ref, t_ref, u_ref, args.courant, args.repeats, args.nu_fit) for k in args.ks.split(",")]
     for a, b in zip(rows, rows[1:]):
         b["order"] = math.log(a["rel_l2"] / b["rel_l2"]) / math.log(a["h"] / b["h"])
     src = Path(args.reference).name
@@ -90,7 +110,9 @@ def main():
           f"central FD + IMEX ARS(3,4,3), Courant {args.courant}; batch 1, float64, one thread.\n\n"
           + md_table(rows, [("n", "nodes", None), ("steps", "steps", None), ("rel_l2", "rel. L2 error", "{:.2e}"),
                             ("order", "order", "{:.2f}"), ("forward_s", "forward (s)", "{:.3f}"),
-                            ("forward_grad_s", "forward + d/dnu (s)", "{:.3f}")]))
+                            ("forward_grad_s", "forward + d/dnu (s)", "{:.3f}")]
+                   + ([("nu_rel_error", "nu error (GN fit)", "{:+.2e}"), ("nu_fit_iters", "GN iters", None),
+                       ("nu_fit_s", "fit (s)", "{:.1f}")] if args.nu_fit else [])))
     write_results("burgers_bc", rows, md, meta={"reference": src, "courant": args.courant})
     print(md)
 

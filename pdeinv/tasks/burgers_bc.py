@@ -12,9 +12,10 @@ Gaussian sine series, :math:`u_0 \sim N(0, 81(-\Delta + 9I)^{-2})` with the Diri
 [-1, 1] (``GaussianRandomField(..., alpha=2, tau=3, sigma=9, basis="sine")``); ``sigma = 9`` makes
 the pointwise standard deviation 0.71, that of :math:`-\sin\pi x` (:math:`1/\sqrt2`).
 
-Resolution ``res`` = number of nodes including both ends; the default 511 contains every node of
-the reference (``x_j = -1 + 2j/255``).  Against the reference frames the solver is within
-1.1e-3 (relative L2) at 511 nodes and 6.9e-5 at 2041 (second order; docs/time_dependent.md).
+Resolution ``res`` = number of nodes including both ends; the default 1021 (= 4·255 + 1) contains
+every node of the reference (``x_j = -1 + 2j/255``).  Against all reference frames the solver is
+within 1.1e-3 (relative L2) at 511 nodes, 2.8e-4 at 1021 and 7.0e-5 at 2041 (second order), and
+nu fitted to the noise-free frames is off by 1.4 %, 0.37 % and 0.09 % (benchmarks/results/burgers_bc.md).
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _latent(grid):
 
 
 register_task(Task(
-    name="burgers_dirichlet", grid=dirichlet_grid, default_res=511,
+    name="burgers_dirichlet", grid=dirichlet_grid, default_res=1021,
     problem=lambda g, **kw: BurgersBC(g, **{**dict(nu=RAISSI_NU, bc="dirichlet", boundary=0.0,
                                                     record_times=RAISSI_TIMES), **kw}),
     sample_m=_sample, m_name="u0", u_name="u",
