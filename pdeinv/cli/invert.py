@@ -114,7 +114,7 @@ def _methods_epilog() -> str:
     for t in sorted(TASKS):
         task = TASKS[t]
         desc = [f"{u.name} ({u.kind})" for u in task.unknowns.values()] or [task.m_name]
-        lines.append(f"  {t:<15} {', '.join(desc)}")
+        lines.append(f"  {t + ':':<19} {', '.join(desc)}")
     lines.append("")
     lines.append("methods available per task (* needs --model CKPT):")
     for t in sorted(TASKS):
@@ -280,7 +280,7 @@ def main(args) -> int:
     title = f"{args.task}: {args.method}" + "".join(f", {k} = {v[0]:.5g}" for k, v in scalars.items())
     if setup.field is not None:
         from pdeinv.plot import compare
-        compare(recovered=result.m, sensors=obs, path=png, title=title)
+        compare(recovered=result.m, sensors=obs if grid.ndim == 2 else None, path=png, title=title)  # 1-D: no map
     else:
         with torch.no_grad():
             _fit_figure(png, y, fwd.A(result.m), title)

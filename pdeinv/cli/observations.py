@@ -13,7 +13,7 @@ tasks): a netCDF file with a variable ``times`` ``(obs,)`` beside ``points`` ``(
 ``d + 1`` columns, the time last); a CSV file with a header naming the columns ``x[, y], t`` and one value
 column (``value``, the ``--field`` name, or the only other column); a mesh file with a point-data array
 ``t`` (or ``time``).  A netCDF file may also hold fields the unknown needs fixed (e.g. ``u0`` ``(x,)`` when
-``--unknown nu``), on the file's ``grid``; :func:`read_given_fields` reads them.
+``--unknown nu``), with dims ``x_grid[, y_grid]`` on the file's ``grid``; :func:`read_given_fields` reads them.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def save_observations(path, points, y, *, grid=None, times=None, fields=None, **
 
     ``grid``: the grid the data were made on (stored as the ``grid`` attr, with ``res``);
     ``times``: ``(P,)`` observation times (space-time observations); ``fields``: ``{name: (1, 1, *grid)}``
-    known inputs on ``grid`` (e.g. ``u0``), stored with dims ``x[, y]``;
+    known inputs on ``grid`` (e.g. ``u0``), stored with dims ``x_grid[, y_grid]`` (node coordinates);
     other keyword arguments become attrs (``task=``, ``noise_relative=``, ...; ``None`` is dropped).
     """
     import xarray as xr
@@ -70,7 +70,7 @@ def save_observations(path, points, y, *, grid=None, times=None, fields=None, **
         if grid is None:
             raise ValueError("fields= needs grid= (the grid they live on)")
         arr = np.asarray(v.detach().cpu() if torch.is_tensor(v) else v, dtype=float).reshape(grid.shape)
-        sp = ("x", "y")[:grid.ndim]
+        sp = ("x_grid", "y_grid")[:grid.ndim]          # not "y": that is the observations' variable
         data[name] = (sp, arr)
         coords.update({d: c.numpy() for d, c in zip(sp, grid.coords())})
     ds = xr.Dataset(data, coords=coords, attrs=at)
@@ -266,7 +266,7 @@ def load_observations(path, grid, dtype=torch.float64, field: str = "y", problem
 def read_given_fields(path, names, grid, dtype=torch.float64) -> Dict[str, torch.Tensor]:
     """Known input fields stored in a netCDF observation file, ``{name: (1, 1, *grid.shape)}`` on ``grid``.
 
-    A field is stored on the file's ``grid`` (attr) with dims ``x[, y]``; on another resolution it is
+    A field is stored on the file's ``grid`` (attr) with dims ``x_grid[, y_grid]``; on another resolution it is
     interpolated (linearly / bilinearly, exact at shared nodes).  Names absent from the file are skipped;
     CSV and mesh files hold no fields (an empty dict).
     """
