@@ -248,8 +248,10 @@ def make_observation(points: np.ndarray, grid, problem=None, where: str = "obser
     try:
         if pts.dim() == 2 and pts.shape[1] == grid.ndim + 1:
             if problem is None or getattr(problem, "record_times", None) is None:
-                raise ValueError("space-time points (a time per point) need a time-dependent problem; this one "
-                                 "stores no trajectory (record_times)")
+                d = grid.ndim
+                raise ValueError(f"points have shape {tuple(pts.shape)}; expected (P, {d}) coordinates for this "
+                                 f"task's {d}-D grid (a column more, a time per point, needs a time-dependent task "
+                                 "that stores a trajectory)")
             return SpaceTimePointObservation.for_problem(problem, pts[:, :grid.ndim], pts[:, grid.ndim])
         return PointObservation(grid, pts)
     except ValueError as err:
