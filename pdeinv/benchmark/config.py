@@ -91,12 +91,18 @@ class BenchConfig:
     tag: str = ""             # suffix of the result files (``<task>-<mode>-<tag>.json``): another setting's table
 
     def common_key(self) -> Dict[str, Any]:
-        """What makes a per-sample result reusable (not n_test, not the device, not the output folder).
+        """What makes a per-sample result or a trained model reusable (not n_test, not the output folder).
 
-        ``n_train`` is part of it because the test samples follow the training ones in the seeded stream."""
+        ``n_train`` is part of it because the test samples follow the training ones in the seeded stream.
+        The device type is part of it off the CPU (``device="cuda"``): a GPU run's timings, float results and
+        models are its own; CPU keys stay those of earlier runs."""
         law = {k: str(v) for k, v in sorted(get_task(self.task).attrs.items())}   # a change of law invalidates
-        return dict(harness=HARNESS_VERSION, task=self.task, mode=self.mode, res=self.res, obs=self.obs,
-                    noise=self.noise, seed=self.seed, n_train=self.n_train, law=law)
+        key = dict(harness=HARNESS_VERSION, task=self.task, mode=self.mode, res=self.res, obs=self.obs,
+                   noise=self.noise, seed=self.seed, n_train=self.n_train, law=law)
+        dev = str(self.device).split(":")[0]
+        if dev != "cpu":
+            key["device"] = dev
+        return key
 
     @property
     def cache(self) -> Path:
@@ -121,9 +127,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from pdeinv._validation import file_mode
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+    os.chmod(tmp, file_mode())          # mkstemp makes 0600; a results file is readable like any other
     os.replace(tmp, path)
 
 

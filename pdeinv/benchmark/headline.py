@@ -320,8 +320,7 @@ def calibration_figure(runs, path: Path) -> Optional[Path]:
     os.close(fd)
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes 0600; a results file is readable like any other
+    from pdeinv._validation import file_mode
+    os.chmod(tmp, file_mode())           # mkstemp makes 0600; a results file is readable like any other
     os.replace(tmp, path)
     return path

@@ -62,6 +62,16 @@ def _fmt(v, f="{:.3g}"):
     return "" if v is None else f.format(v)
 
 
+def cost_cell(r: Dict[str, Any]) -> str:
+    """``"10 (40)"``: a sampler's network evaluations per posterior draw and its simulator solves per draw (mean
+    over the samples); ``""`` for a method that records neither."""
+    nfe, sol = r.get("network_evals_per_sample_mean"), r.get("simulator_solves_per_sample_mean")
+    if nfe is None and sol is None:
+        return ""
+    f = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+    return f"{f(nfe)} ({f(sol)})"
+
+
 def run_markdown(payload: Dict[str, Any]) -> str:
     """The ``<task>-<mode>.md`` table of one run's JSON payload (first line: a do-not-edit comment)."""
     cfg = payload["config"]
@@ -79,8 +89,8 @@ def run_markdown(payload: Dict[str, Any]) -> str:
              "| method | rel. L2 error % (mean ± std) | error / reference (n) | "
              + ("pixel error rate % | " if task == "darcy" and mode == "inverse" else "")
              + "published rel. L2 % | time / sample (s) | peak mem (MiB) | n_train | steps | train time (s) | "
-             "convergence |",
-             "|---|---|---|" + ("---|" if task == "darcy" and mode == "inverse" else "") + "---|---|---|---|---|---|---|"]
+             "convergence | network evals / draw (simulator solves) |",
+             "|---|---|---|" + ("---|" if task == "darcy" and mode == "inverse" else "") + "---|---|---|---|---|---|---|---|"]
     for r in payload["records"]:
         pub = PUBLISHED_FOR_METHOD.get(r["method"])
         pv = published(task, mode, pub) if pub else None
@@ -93,7 +103,7 @@ def run_markdown(payload: Dict[str, Any]) -> str:
             row.append(fmt_pm(r.get("error_rate_mean"), r.get("error_rate_std")))
         row += ["" if pv is None else f"{pv:g}", _fmt(r["time_per_sample_s"]), _fmt(r["peak_mem_mb"], "{:.0f}"),
                 _fmt(r.get("n_train"), "{}"), _fmt(r.get("steps"), "{}"), _fmt(r.get("train_time_s"), "{:.0f}"),
-                convergence_note(r) or ("converged" if r.get("converged_all") else "")]
+                convergence_note(r) or ("converged" if r.get("converged_all") else ""), cost_cell(r)]
         lines.append("| " + " | ".join(row) + " |")
     for s in payload.get("skipped", []):
         lines.append(f"\nSkipped `{s['method']}`: {s['reason']}")
@@ -321,5 +331,7 @@ def figure(sample: Sample, preds: Dict[str, torch.Tensor], path: Path, title: st
     os.close(fd)
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
+    from pdeinv._validation import file_mode
+    os.chmod(tmp, file_mode())           # mkstemp makes 0600; a results file is readable like any other
     os.replace(tmp, path)
     return path

@@ -33,7 +33,7 @@ import torch
 
 from pdeinv.benchmark.config import (HARNESS_VERSION, MODES, BenchConfig, atomic_write_text, get_task, progress,
                                      stable_hash)
-from pdeinv.benchmark.methods import METHODS, Method, MethodUnavailable
+from pdeinv.benchmark.methods import METHODS, Method, MethodUnavailable, parse_variant, resolve_method
 from pdeinv.benchmark.report import figure, run_markdown, write_readme
 from pdeinv.benchmark.samples import Data, Sample, make_sample
 from pdeinv.benchmark.stats import band_statistics, summarize_statistics
@@ -142,7 +142,7 @@ def _remote_run(cfg: BenchConfig, method_name: str, key: str, index: int):
 def _remote_run_inner(cfg: BenchConfig, method_name: str, key: str, index: int):
     tag = f"{method_name}:{key}"
     if tag not in _PREPARED:
-        method = METHODS[method_name]
+        method = resolve_method(method_name)
         method.prepare(cfg, Data(cfg))
         _PREPARED[tag] = method
     m, u = Data(cfg).test()
@@ -280,9 +280,11 @@ def run_benchmark(cfg: BenchConfig, methods: Optional[List[str]] = None, *, _sto
     if cfg.n_test < 1:
         raise ValueError(f"--n-test must be >= 1; got {cfg.n_test}")
     names = list(methods) if methods else list(METHODS)
-    unknown = [n for n in names if n not in METHODS]
+    unknown = [n for n in names if parse_variant(n)[0] not in METHODS]
     if unknown:
-        raise ValueError(f"unknown benchmark method(s) {unknown}; registered: {sorted(METHODS)}")
+        raise ValueError(f"unknown benchmark method(s) {unknown}; registered: {sorted(METHODS)} (a variant with "
+                         "solver options: NAME[KEY=VALUE;...], e.g. fundps[tempering=schedule])")
+    adapters = {n: resolve_method(n) for n in names}      # a bad variant option fails here, before any work
     out_dir = Path(cfg.out_dir)
     jsonl = ResultLog(out_dir / f"{cfg.name}.jsonl")
     data = Data(cfg)
@@ -294,7 +296,7 @@ def run_benchmark(cfg: BenchConfig, methods: Optional[List[str]] = None, *, _sto
     new_count = 0
     with _dask_client(cfg) as client:
         for name in names:
-            method = METHODS[name]
+            method = adapters[name]
             reason = method.available(cfg) if cfg.mode in method.modes else f"not defined for {cfg.mode} mode"
             if reason is None:
                 try:
@@ -376,7 +378,8 @@ def write_run(cfg: BenchConfig, records: List[Dict[str, Any]], skipped: List[Dic
         except (json.JSONDecodeError, KeyError):
             pass
     order = list(METHODS)
-    all_recs = sorted(keep + records, key=lambda r: order.index(r["method"]) if r["method"] in order else 99)
+    rank = lambda name: (order.index(parse_variant(name)[0]) if parse_variant(name)[0] in order else 99, name)
+    all_recs = sorted(keep + records, key=lambda r: rank(r["method"]))
     payload = {"benchmark": cfg.name, "harness": HARNESS_VERSION, "common_key": common,
                "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("verbose",)},
                "machine": machine_info(cfg.device), "commit": git_commit(), "records": all_recs,

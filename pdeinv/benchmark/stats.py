@@ -107,7 +107,8 @@ def summarize_statistics(recs: List[Dict[str, Any]]) -> Dict[str, Any]:
     if not recs:
         return out
     for k in ("coverage90", "coverage90_exact", "posterior_std", "acceptance", "error_rate_single", "rel_l2_single",
-              "rhat_loglik", "ess_loglik", "rhat", "ess", "grad_norm_relative", "coverage90_expected", "n_draws"):
+              "rhat_loglik", "ess_loglik", "rhat", "ess", "grad_norm_relative", "coverage90_expected", "n_draws",
+              "network_evals_per_sample", "simulator_solves_per_sample", "n_forward_solves"):
         if any(k in r for r in recs):
             vals = [float(r[k]) if r.get(k) is not None else np.nan for r in recs]
             out[k + "_mean"] = _nanmean(vals)

@@ -13,6 +13,7 @@ from typing import List
 import torch
 
 from pdeinv.benchmark import METHODS, SUITES, BenchConfig, default_cache_dir, fmt_pm, run_benchmark
+from pdeinv.benchmark.methods import split_methods
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the suite's modes)")
     p.add_argument("--methods", default=None,
                    help="comma-separated methods (registered: " + ",".join(METHODS) + "; default: the suite's -- "
-                        "quick: map,fno,deeponet,mean (the others by name); full: all)")
+                        "quick: map,fno,deeponet,mean (the others by name); full: all). A diffusion method takes "
+                        "solver options as a variant, NAME[KEY=VALUE;...] (the keys of `pdeinv invert --opt`), e.g. "
+                        "'fundps[tempering=schedule;trust=null]', 'daps[langevin_steps=16]', "
+                        "'fundps[model=diffusion-uno-poisson.pt]' (a denoiser from `pdeinv train diffusion`)")
     p.add_argument("--suite", default="quick", choices=sorted(SUITES),
                    help="size preset: quick (64², CPU), full (published scale, GPU), published (500 points on 128² "
                         "for bayes/map/laplace; files <task>-<mode>-128.json) or darcy-ref (the long pCN Darcy "
@@ -47,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "first when it can (default: suite); Newton-CG MAP on the GRF tasks stops at gtol 1e-8")
     p.add_argument("--steps", type=int, default=None,
                    help="EDM sampler steps of DiffusionPDE; FunDPS takes a quarter (default: suite)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="posterior draws per test sample of the samplers (diffusion, DAPS; default: suite)")
     p.add_argument("--denoiser-steps", type=int, default=None,
                    help="optimiser steps (batch 16) of each diffusion denoiser (default: suite)")
     p.add_argument("--obs", type=float, default=0.0305, help="fraction of grid nodes observed (default 0.0305)")
@@ -75,7 +81,7 @@ def configs_from_args(args) -> List[BenchConfig]:
                 obs=args.obs, noise=args.noise, seed=args.seed, device=args.device, suite=args.suite,
                 n_train=args.n_train or suite["n_train"], epochs=args.epochs or suite["epochs"],
                 batch_size=suite["batch_size"], width=args.width or suite["width"], map_iter=args.map_iter or suite["map_iter"],
-                steps=args.steps or suite["steps"], samples=suite["samples"],
+                steps=args.steps or suite["steps"], samples=getattr(args, "samples", None) or suite["samples"],
                 denoiser_steps=args.denoiser_steps or suite["denoiser_steps"],
                 cache_dir=str(args.cache_dir or default_cache_dir()), out_dir=args.out,
                 figures=not args.no_figures, verbose=not args.quiet, workers=args.workers, scheduler=args.scheduler,
@@ -89,7 +95,7 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(int(args.threads))
     suite_methods = SUITES[args.suite].get("methods")
-    methods = ([m.strip() for m in args.methods.split(",")] if args.methods
+    methods = (split_methods(args.methods) if args.methods
                else (list(suite_methods) if suite_methods else None))
     t0 = time.perf_counter()
     for cfg in configs_from_args(args):

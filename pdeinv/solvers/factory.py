@@ -160,9 +160,54 @@ def _build_amortized(task, res, mode, model, options):
     return Amortized(model, **options)
 
 
+#: options of a solver that are not the caller's to give (the network itself)
+_NOT_OPTIONS = ("self", "args", "kwargs", "prior")
+
+#: flat spellings of the guidance weights (``--opt pde_weight=0`` = ``--opt weights={"pde": 0}``)
+WEIGHT_ALIASES = {"obs_weight": "obs", "pde_weight": "pde"}
+
+
+def solver_options(cls) -> list:
+    """The keyword options of solver class ``cls``: its constructor's parameters and those of the bases it passes
+    ``**kwargs`` on to (FunDPS -> DiffusionPosteriorSolver), less those it refuses (``cls.refused_options``)."""
+    import inspect
+    names = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names += [p for p in params if p not in _NOT_OPTIONS and p not in names]
+        if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
+            break
+    refused = set(getattr(cls, "refused_options", ()))
+    return [n for n in names if n not in refused]
+
+
+def check_diffusion_options(name: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """``options`` of diffusion method ``name`` with the weight aliases folded into ``weights``; ``ValueError``
+    naming the valid options for an unknown key."""
+    from pdeinv.solvers.registry import SOLVERS
+    valid = solver_options(SOLVERS[name])
+    aliases = [a for a in WEIGHT_ALIASES if not (name == "daps" and a == "pde_weight")]
+    bad = sorted(k for k in options if k not in valid and k not in aliases)
+    if bad:
+        raise ValueError(f"unknown option(s) {bad} for method {name!r}; its options are {sorted(valid)} "
+                         f"(and {aliases}, shorthands for weights={{...}})")
+    out = dict(options)
+    for alias, key in WEIGHT_ALIASES.items():
+        if alias in out:
+            w = out.pop(alias)
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise ValueError(f"{alias} must be a number; got {w!r}")
+            out["weights"] = {**(out.get("weights") or {}), key: float(w)}
+    return out
+
+
 def _diffusion_builder(name: str):
     def builder(task, res, mode, model, options):
         from pdeinv.solvers.registry import SOLVERS
+        options = check_diffusion_options(name, options)
         d: Dict[str, Any] = {"mode": mode}
         if task is not None:
             if "bounds" in task.map_options:
@@ -302,9 +347,7 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
         try:
             solver = builder(task, res, mode, model, options)
         except TypeError as err:     # a wrong option name: say which are valid
-            import inspect
-            cls = SOLVERS[name]
-            params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+            params = solver_options(SOLVERS[name])
             raise ValueError(f"bad option for method {name!r}: {err}; its options are {params}") from None
     if grid_note:
         solver.model_grid = grid_note          # InverseSolver.__call__ records it in result.info

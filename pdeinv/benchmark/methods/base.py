@@ -77,6 +77,60 @@ def register_method(method: Method) -> Method:
     return method
 
 
+def split_methods(text: str) -> list:
+    """``"map,fundps[trust=null;tempering=schedule],daps"`` -> the names, split at commas outside brackets."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if depth != 0:
+        raise ValueError(f"unbalanced brackets in the method list {text!r}")
+    out.append(cur.strip())
+    return [n for n in out if n]
+
+
+def parse_variant(name: str) -> Tuple[str, Dict[str, Any]]:
+    """``"fundps[trust=null;tempering=schedule]"`` -> ``("fundps", {"trust": None, "tempering": "schedule"})``;
+    values are JSON when they parse (``pdeinv invert --opt``'s rule), else strings."""
+    name = name.strip()
+    if "[" not in name:
+        return name, {}
+    if not name.endswith("]") or name.index("[") == 0:
+        raise ValueError(f"a method variant is NAME[KEY=VALUE;...]; got {name!r}")
+    base, body = name[:name.index("[")], name[name.index("[") + 1:-1]
+    opts: Dict[str, Any] = {}
+    for item in (t.strip() for t in body.split(";")):
+        if not item:
+            continue
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ValueError(f"method variant {name!r}: options are KEY=VALUE separated by ';'; got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            opts[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k.strip()] = v.strip()
+    return base, opts
+
+
+def resolve_method(name: str) -> Method:
+    """The adapter of ``name``: a registered method, or a variant ``BASE[KEY=VALUE;...]`` of one whose adapter
+    takes solver options (``with_options``; the diffusion methods).  ``ValueError`` for an unknown name or option."""
+    if name in METHODS:
+        return METHODS[name]
+    base, opts = parse_variant(name)
+    if base not in METHODS:
+        raise ValueError(f"unknown benchmark method {base!r}; registered: {sorted(METHODS)}")
+    method = METHODS[base]
+    if not hasattr(method, "with_options"):
+        takes = sorted(k for k, m in METHODS.items() if hasattr(m, "with_options"))
+        raise ValueError(f"method {base!r} takes no variant options; methods that do: {takes}")
+    return method.with_options(name, opts)
+
+
 # ----------------------------------------------------------------------------- helpers for adapters
 def module_missing(modname: str) -> Optional[str]:
     """None when ``modname`` imports, else the reason (for :meth:`Method.available`)."""
@@ -99,10 +153,11 @@ class Identity(torch.nn.Module):
 
 
 def weighting_noise(sample: Sample):
-    """The noise model that weights the misfit: the sample's, or 1 % for exact data (``--noise 0``),
+    """The noise model that weights the misfit: the sample's, or for exact data (``--noise 0``) the package's
+    rule, relative noise ``DEFAULT_RELATIVE_NOISE`` = 1 % (:func:`pdeinv.physics.noise.weighting_noise`),
     since the misfit needs a scale against the prior."""
-    from pdeinv.physics import GaussianNoise
-    return sample.noise if sample.noise is not None else GaussianNoise(relative=0.01)
+    from pdeinv.physics.noise import weighting_noise as _rule
+    return _rule(sample.noise)[0]
 
 
 def target_of(cfg: BenchConfig, res, problem, device):

@@ -1,16 +1,27 @@
-"""Diffusion posteriors: FunDPS / DiffusionPDE on a joint (m, u) denoiser, and their ablations.
+"""Diffusion posteriors: FunDPS / DiffusionPDE / DAPS on a joint (m, u) denoiser, and their ablations.
 
 ``fundps`` (UNO denoiser, GRF noise, ``steps // 4`` EDM steps), ``diffusionpde`` (U-Net, white
-noise, ``steps``), ``fundps-obs`` (observation guidance only) and ``fundps-sim`` (the FunDPS prior
-of m guided through the true simulator).  The ablations share the FunDPS denoiser.
+noise, ``steps``), ``fundps-obs`` (observation guidance only), ``fundps-sim`` (the FunDPS prior
+of m guided through the true simulator) and ``daps`` (decoupled annealing on the FunDPS prior, the data
+through the true simulator, ``steps // 4`` levels).  The ablations and DAPS share the FunDPS denoiser.
+
+Every solver option reaches a row through a *variant name*: ``fundps[tempering=schedule;trust=null]``
+(``;``-separated ``KEY=VALUE``, values parsed as JSON when they can be, as ``pdeinv invert --opt``), and
+``model=PATH`` runs a checkpoint trained elsewhere (``pdeinv train diffusion``) instead of the harness's own
+denoiser.  The options are part of the row's settings (its cache key).  Each record states its cost:
+``network_evals_per_sample`` (denoiser evaluations per posterior draw) and ``simulator_solves_per_sample``
+(forward solves of the simulator per posterior draw; each guided solve also costs one adjoint solve).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -50,10 +61,29 @@ class DiffusionMethod(Method):
     max_test = {"quick": 20, "full": 1000}
     batch_size = 16
 
-    def __init__(self, name: str, solver: str, arch: str, noise: str, physics: str = "auto", step_divisor: int = 1):
+    def __init__(self, name: str, solver: str, arch: str, noise: str, physics: str = "auto", step_divisor: int = 1,
+                 options: Optional[Dict[str, Any]] = None):
         self.name, self.solver, self.arch, self.noise = name, solver, arch, noise
         self.physics, self.step_divisor = physics, int(step_divisor)
+        self.options: Dict[str, Any] = dict(options or {})
         self._model = None
+
+    def with_options(self, name: str, options: Dict[str, Any]) -> "DiffusionMethod":
+        """A variant of this adapter called ``name`` whose solver gets ``options`` on top of its own (checked now:
+        an unknown key is a ``ValueError`` naming the solver's options)."""
+        from pdeinv.solvers.factory import check_diffusion_options
+        opts = {**self.options, **options}
+        model = opts.pop("model", None)
+        if "physics" in opts:
+            check_diffusion_options(self.solver, {"physics": opts["physics"]})
+        check_diffusion_options(self.solver, {k: v for k, v in opts.items() if k != "physics"})
+        if model is not None and not os.path.exists(str(model)):
+            raise ValueError(f"{name}: model={model!r} is not a file (a checkpoint of `pdeinv train diffusion`)")
+        out = copy.copy(self)
+        out.name, out._model = name, None
+        out.physics = opts.pop("physics", self.physics)
+        out.options = {**opts, **({"model": str(model)} if model is not None else {})}
+        return out
 
     def available(self, cfg):
         if is_boundary_task(cfg.task):
@@ -73,18 +103,34 @@ class DiffusionMethod(Method):
         return {"base": w, "mults": [1, 2, 2]}
 
     def physics_for(self, cfg):
-        return "residual" if self.physics == "auto" else self.physics
+        if self.physics == "auto":
+            return "simulator" if self.solver == "daps" else "residual"
+        return self.physics
 
     def train_settings(self, cfg):
+        model = self.options.get("model")
+        if model is not None:        # a checkpoint trained elsewhere: its file is the setting
+            st = os.stat(model)
+            return {"model": os.path.abspath(model), "size": st.st_size, "mtime": int(st.st_mtime)}
         return {"arch": self.arch, "noise": self.noise, "arch_kwargs": self.arch_kwargs(cfg), "n_train": cfg.n_train,
                 "denoiser_steps": cfg.denoiser_steps, "batch_size": self.batch_size}
 
     def sampling_steps(self, cfg):
         return max(1, int(cfg.steps) // self.step_divisor)
 
+    def solver_options(self, cfg) -> Dict[str, Any]:
+        """The keyword options of ``build`` for this row: the harness's, then the variant's."""
+        opts = {"physics": self.physics_for(cfg), "n_samples": cfg.samples, "num_steps": self.sampling_steps(cfg)}
+        opts.update({k: v for k, v in self.options.items() if k != "model"})
+        return opts
+
     def settings(self, cfg):
-        return {**self.train_settings(cfg), "samples": cfg.samples, "steps": self.sampling_steps(cfg),
-                "physics": self.physics_for(cfg)}
+        out = {**self.train_settings(cfg), "samples": cfg.samples, "steps": self.sampling_steps(cfg),
+               "physics": self.physics_for(cfg)}
+        extra = {k: v for k, v in self.options.items() if k != "model"}
+        if extra:
+            out["options"] = extra
+        return out
 
     def _path(self, cfg):
         key = stable_hash({**cfg.common_key(), "mode": "joint", **self.train_settings(cfg)})
@@ -92,6 +138,15 @@ class DiffusionMethod(Method):
 
     def prepare(self, cfg, data):
         from pdeinv.priors.diffusion.denoisers import EDMDenoiser
+        if self.options.get("model") is not None:
+            path = Path(self.options["model"])
+            model = EDMDenoiser.load(path, map_location=cfg.device).eval()
+            self._model = model
+            rec = getattr(model, "trained_on", None) or {}
+            log.info("%s: using the denoiser %s", self.name, path)
+            return {"n_train": rec.get("n_train") if isinstance(rec, dict) else None,
+                    "steps": rec.get("steps") if isinstance(rec, dict) else None, "train_time_s": None,
+                    "checkpoint": str(path), "parameters": int(model.n_parameters())}
         path = self._path(cfg)
         model, info = load_cached_model(path, EDMDenoiser.load, self.name, cfg, require_meta=True)
         if model is not None:
@@ -121,10 +176,36 @@ class DiffusionMethod(Method):
         from pdeinv.solvers import build
         task = get_task(cfg.task)
         grid, problem = task.make(cfg.res)
-        solver = build(self.solver, task, cfg.res, mode=cfg.mode, model=self._model, physics=self.physics_for(cfg),
-                       n_samples=cfg.samples, num_steps=self.sampling_steps(cfg))
+        solver = build(self.solver, task, cfg.res, mode=cfg.mode, model=self._model, **self.solver_options(cfg))
         fwd = ForwardModel(problem, sample.observation, noise=sample.noise).to(cfg.device)
-        res = solver(sample.y.to(cfg.device), fwd, seed=sample.method_seed)
+        solves = SolveCounter(fwd.problem)
+        try:
+            res = solver(sample.y.to(cfg.device), fwd, seed=sample.method_seed)
+        finally:
+            solves.remove()
         pred, draws = (res.m, res.samples) if cfg.mode == "inverse" else (res.u, res.u_samples)
         info = {"samples": draws.cpu()} if draws is not None else {}
+        draws_n = int(res.info.get("n_samples", cfg.samples)) * int(sample.y.shape[0])
+        info["network_evals_per_sample"] = res.info.get("network_evals_per_sample")
+        info["simulator_solves_per_sample"] = solves.count / max(1, draws_n)
+        for k in ("tempering", "trust", "num_steps"):
+            v = res.info.get(k)
+            if isinstance(v, (int, float, str, type(None))):
+                info[k] = v
         return pred.detach().double().cpu(), info
+
+
+class SolveCounter:
+    """Counts the forward solves of a simulator (``torch.nn.Module``): the batch size of every call."""
+
+    def __init__(self, problem):
+        self.count = 0
+        self._handle = problem.register_forward_hook(self._hook) if isinstance(problem, torch.nn.Module) else None
+
+    def _hook(self, module, inputs, output):
+        x = inputs[0] if inputs else None
+        self.count += int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
+
+    def remove(self):
+        if self._handle is not None:
+            self._handle.remove()

@@ -114,6 +114,8 @@ class DAPS(DiffusionPosteriorSolver):
 
     name = "daps"
     default_steps = 100
+    #: options of the DPS solvers that DAPS refuses (it has no DPS guidance step)
+    refused_options = ("sampler", "S_churn", "safeguard", "max_gain", "trust", "residual")
     exact_data_weighted = True
 
     def __init__(self, prior, mode: str = "inverse", physics: str = "simulator", n_samples: int = 8,
@@ -136,7 +138,7 @@ class DAPS(DiffusionPosteriorSolver):
             raise ValueError(f"step_size must be a number > 0; got {step_size!r}")
         if weights is not None and (not isinstance(weights, dict) or set(weights) - {"obs"}):
             raise ValueError(f"DAPS weights take the key 'obs' only (it has no PDE term); got {weights!r}")
-        bad = set(kwargs) & {"sampler", "S_churn", "safeguard", "max_gain", "trust", "residual"}
+        bad = set(kwargs) & set(self.refused_options)
         if bad:
             raise ValueError(f"DAPS has no option {sorted(bad)} (those are DPS guidance options); its own are "
                              "ode_steps, langevin_steps, step_size, tempering, preconditioner, jacobian_every")
