@@ -61,7 +61,8 @@ class Burgers1D(nn.Module):
                  checkpoint=None, cfl: float = 0.5):
         super().__init__()
         if not isinstance(grid, Grid1D) or grid.bc != "periodic":
-            raise ValueError("Burgers1D needs a periodic Grid1D (Grid1D(n, bc='periodic'))")
+            raise ValueError("Burgers1D needs a periodic Grid1D (Grid1D(n, bc='periodic')); for Dirichlet or Neumann "
+                             "conditions on [a, b] use pdeinv.physics.BurgersBC(Grid1D.interval(a, b, n), bc=...)")
         if unknown not in self.inputs:
             raise ValueError(f"unknown={unknown!r}; expected one of {self.inputs}")
         if unknown == "viscosity" and u0 is None:

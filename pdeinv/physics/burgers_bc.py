@@ -39,7 +39,8 @@ Stability (documented limits): diffusion is implicit, no limit.  Convection: the
 stable on the imaginary axis for :math:`|z| \le 2.8`, so a step must satisfy the Courant bound
 :math:`\Delta t\,\max|u|/h \le` ``COURANT_MAX`` (2.5); ``dt=None`` uses ``courant`` (default 1) times
 :math:`h/\max|u|`, with :math:`\max|u|` over ``u0`` and the Dirichlet data (viscous Burgers obeys a
-maximum principle there; with Neumann data that pumps energy in, give ``dt``).  A larger ``dt``
+maximum principle there; with Neumann data or a source that pumps energy in, give ``dt``; a
+zero ``u0`` and zero data take the velocity scale 1).  A larger ``dt``
 raises ``ValueError``; a run that still blows up (non-finite state) raises ``ValueError`` too.
 Central differences resolve the solution without wiggles when the cell Péclet number
 :math:`\max|u|\,h/\nu \lesssim 2` (Raissi: ``n >= 320`` nodes on [-1, 1]); coarser grids stay
@@ -225,8 +226,8 @@ class BurgersBC(nn.Module):
         umax = float(self._umax(u0, g).max())
         h = self.state_grid.h
         limit = COURANT_MAX * h / umax if umax > 0 else math.inf
-        if self.dt is None:
-            return min(self.courant * h / umax if umax > 0 else math.inf, max(self.times))
+        if self.dt is None:       # u = 0 (driven only by a source or Neumann data): velocity scale 1
+            return min(self.courant * h / (umax if umax > 0 else 1.0), max(self.times))
         if self.dt > limit * (1 + 1e-12):
             raise ValueError(
                 f"time step dt={self.dt:g} breaks the Courant bound dt*max|u|/h <= {COURANT_MAX} "
@@ -250,7 +251,10 @@ class BurgersBC(nn.Module):
                                              boundary=_row(g, sel), source=self.source,
                                              checkpoint=self.checkpoint, single=self.single))
             order += idx
-        u = parts[0] if len(parts) == 1 else torch.cat(parts, 0)[torch.argsort(torch.tensor(order, device=u0.device))]
+        if len(parts) == 1:
+            u = parts[0]
+        else:
+            u = torch.cat(parts, 0)[torch.argsort(torch.tensor(order, device=u0.device))]
         if not bool(torch.isfinite(u.detach()).all()):
             raise ValueError("the Burgers solve blew up (non-finite values); use a smaller dt or courant")
         return u
