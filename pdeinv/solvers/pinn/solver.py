@@ -42,6 +42,7 @@ from pdeinv._deepxde import deepxde_session, import_deepxde
 from pdeinv._validation import check_finite
 from pdeinv.solvers.base import InverseResult, InverseSolver
 from pdeinv.solvers.pinn.base import PINNProblem, grid_points
+from pdeinv.solvers.pinn.identify import _is_burgers_identification, _solve_raissi
 from pdeinv.solvers.pinn.residuals import pinn_problem
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,14 @@ class PINN(InverseSolver):
     device : torch device for the fit (default: that of ``y``).
     verbose : tqdm progress bar.
     log_every : history resolution in iterations.
+    recipe : ``"auto"`` (default), ``"raissi"`` or ``"generic"``.  ``"raissi"`` is the published
+        recipe for identifying a Burgers viscosity from scattered space-time points
+        (:func:`~pdeinv.solvers.pinn.identify.identify_burgers`: 9 x 20 tanh, float64, residual at the
+        data points, plain MSE loss, :math:`\nu = e^\vartheta`, L-BFGS-B to its ftol/gtol tests);
+        ``"auto"`` uses it for exactly that problem (a Burgers problem with ``unknown="viscosity"``
+        observed by a ``SpaceTimePointObservation``) and the generic deepxde fit otherwise.
+    recipe_options : keyword arguments for ``identify_burgers`` (e.g. ``maxiter``, ``ftol``,
+        ``dirichlet=0.0`` for a soft :math:`u = 0` at the ends, ``n_collocation``, ``layers``).
     """
 
     name = "pinn"
@@ -173,7 +182,10 @@ class PINN(InverseSolver):
                  lbfgs_iters: int = 2000, n_domain: int = 1500, n_boundary: int = 200, n_initial: int = 200,
                  pde_tol: float = 0.01, obs_weight: float = 1.0, pde_weight: float = 1.0, bc_weight: float = 1.0,
                  field_bounds=None, dtype: torch.dtype = torch.float32, device=None, verbose: bool = False,
-                 log_every: int = 100, seed: int = 0):
+                 log_every: int = 100, seed: int = 0, recipe: str = "auto", recipe_options: Optional[dict] = None):
+        if recipe not in ("auto", "raissi", "generic"):
+            raise ValueError(f"recipe must be 'auto', 'raissi' or 'generic'; got {recipe!r}")
+        self.recipe, self.recipe_options = recipe, dict(recipe_options or {})
         if adam_iters < 0 or lbfgs_iters < 0 or adam_iters + lbfgs_iters == 0:
             raise ValueError(f"need adam_iters >= 0, lbfgs_iters >= 0 and at least one iteration; got "
                              f"{adam_iters}, {lbfgs_iters}")
@@ -269,6 +281,8 @@ class PINN(InverseSolver):
         if problem is None:
             raise ValueError("the PINN needs a ForwardModel with a physical problem (fwd.problem); "
                              "a surrogate forward model has no PDE residual")
+        if self.recipe != "generic" and _is_burgers_identification(problem, fwd, strict=self.recipe == "raissi"):
+            return _solve_raissi(self, y, fwd, problem, seed)
         import_deepxde()   # sets the backend before pinn_problem imports deepxde
         spec0 = pinn_problem(problem, self.scalars, self.known, self.field_bounds)
         yb = y.reshape(y.shape[0], -1) if y.dim() == 3 and y.shape[1] == 1 else None
