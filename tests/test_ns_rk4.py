@@ -194,3 +194,18 @@ def test_rk4_is_stable_up_to_its_courant_limit_where_heun_is_not():
         NavierStokes2D(grid, nu=nu, forcing=None, record_times=times, dt=dt)(w0)
     wh = simulate(grid, w0, nu, None, 1.0, p.plan, single=True)     # Heun, bypassing the check
     assert not bool(torch.isfinite(wh).all()) or float(wh.pow(2).mean()) > float(ens[:, 0].max())
+
+
+def test_batch_chunking_of_large_batches_changes_nothing(monkeypatch):
+    """Large batches are advected in chunks (faster CPU FFTs); forcing one chunk per 2 samples at 16²
+    must give the one-call answer, with the forcing, the drag and the gradient."""
+    import pdeinv.physics.navier_stokes as ns
+    grid = Grid2D(16, bc="periodic")
+    w0 = GaussianRandomField(grid, **NS_LAW).sample(5, seed=8).requires_grad_(True)
+    p = NavierStokes2D(grid, record_times=0.2, dt=0.05, drag=0.1, stepper="rk4")
+    w = p(w0)
+    (g,) = torch.autograd.grad(w.pow(2).sum(), w0)
+    monkeypatch.setattr(ns, "BATCH_CHUNK", 2 * 16 * 9)
+    wc = p(w0)
+    (gc,) = torch.autograd.grad(wc.pow(2).sum(), w0)
+    assert _rel(wc, w) < 1e-13 and _rel(gc, g) < 1e-13
