@@ -223,8 +223,8 @@ def main(args) -> int:
     if isinstance(args.model, str) and not os.path.exists(args.model):
         from pdeinv.nn import pretrained
         if args.model not in pretrained.manifest():
-            raise FileNotFoundError(f"--model {args.model!r} is neither a file nor a shipped model; shipped: "
-                                    f"{pretrained.available() or 'none'} (`pdeinv models`)")
+            raise FileNotFoundError(f"--model {args.model!r} does not exist (neither a file nor a shipped model; "
+                                    f"shipped: {pretrained.available() or 'none'}, see `pdeinv models`)")
     opts = parse_options(args.opt)
     for path in output_paths(args):          # before any work: never an input, never silently replaced
         check_output(path, inputs=[args.obs, args.model], overwrite=args.overwrite)

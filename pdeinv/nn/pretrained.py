@@ -57,7 +57,11 @@ KINDS = ("surrogate", "inverse", "prior")
 
 
 def _dir(models_dir=None) -> Path:
-    return Path(models_dir) if models_dir is not None else MODELS_DIR
+    """``models_dir``, else ``$PDEINV_MODELS_DIR`` (another collection of models), else the shipped ones."""
+    if models_dir is not None:
+        return Path(models_dir)
+    env = os.environ.get("PDEINV_MODELS_DIR")
+    return Path(env) if env else MODELS_DIR
 
 
 def manifest(models_dir=None) -> Dict[str, Dict[str, Any]]:
