@@ -105,6 +105,10 @@ def test_pinn_solver_dispatches_burgers_viscosity_to_the_recipe():
     r = PINN(recipe_options=dict(layers=(8, 8), maxiter=20))(y, fwd)
     assert r.info["recipe"] == "raissi" and r.m.shape == (1, 1, 1) and math.isfinite(float(r.m))
     assert random.getstate() == state
+    # the generic (deepxde) form of the same problem lives on x in [-1, 1], not [0, 2]
+    from pdeinv.solvers.pinn import pinn_problem
+    spec = pinn_problem(prob, scalars={"nu": 0.01})
+    assert spec.bounds() == ([-1.0], [1.0]) and spec.T == 0.5
     darcy = pi.physics.Darcy(pi.Grid2D(9, 9), f=1.0, unknown="a")
     fwd_d = pi.ForwardModel(darcy, pi.PointObservation.random(darcy.grid, fraction=0.2, seed=0))
     with pytest.raises(ValueError, match="raissi"):

@@ -54,7 +54,7 @@ class GridInterpolant:
         idx, wts = [], []
         for d in range(g.ndim):
             n = g.shape[d]
-            s = x[:, d] / g.spacing[d]
+            s = (x[:, d] - grid_origin(g)[d]) / g.spacing[d]
             i0 = torch.floor(s.detach())
             if not periodic:
                 i0 = i0.clamp(0, n - 2)
@@ -166,15 +166,21 @@ class PINNProblem:
         """(lower, upper) corners of the space(-time) domain."""
         g = self.grid
         lengths = (g.length,) if g.ndim == 1 else tuple(g.length)
-        if g.bc == "periodic":
-            return [0.0] * g.ndim, list(lengths)
-        return [0.0] * g.ndim, list(lengths)
+        lo = grid_origin(g)
+        return lo, [a + L for a, L in zip(lo, lengths)]
 
     def m_from_network(self, net_fn, grid, dtype, device) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
     def u_from_network(self, net_fn, grid, dtype, device) -> Optional[torch.Tensor]:
         return None
+
+
+def grid_origin(grid) -> List[float]:
+    """Lower corner of the grid's box (``Grid1D.interval(a, b, n)`` starts at ``a``; default 0)."""
+    o = getattr(grid, "origin", 0.0)
+    o = [float(o)] if not isinstance(o, (tuple, list)) else [float(v) for v in o]
+    return o * grid.ndim if len(o) == 1 and grid.ndim > 1 else o
 
 
 def grid_points(grid, dtype=torch.float64, device=None) -> torch.Tensor:

@@ -56,6 +56,7 @@ PINN_PROBLEMS: Dict[str, type] = {
     "Helmholtz": HelmholtzPINN,
     "Burgers1D": BurgersPINN,
     "Burgers": BurgersPINN,
+    "BurgersBC": BurgersPINN,
     "NavierStokes2D": NavierStokesPINN,
     "NavierStokes": NavierStokesPINN,
 }

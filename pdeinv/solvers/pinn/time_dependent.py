@@ -1,9 +1,11 @@
 r"""PINN forms of the space-time problems: 1-D viscous Burgers and 2-D Navier--Stokes
-(vorticity--stream function), periodic in space, on :math:`[0, T]`."""
+(vorticity--stream function), periodic in space, on :math:`[0, T]`; Burgers also on
+:math:`[a, b]` with constant Dirichlet data (``BurgersBC``, soft condition)."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from pdeinv.solvers.pinn.base import GridInterpolant, PINNProblem, grid_points
@@ -109,14 +111,20 @@ class BurgersPINN(_TimePINN):
         return [u_t + u * u_x - nu * u_xx]
 
     def residual_scale(self):
-        return [self.u_scale ** 2 / self.bounds()[1][0]]
+        lo, hi = self.bounds()
+        return [self.u_scale ** 2 / (hi[0] - lo[0])]
 
     def conditions(self, dde, geom):
-        if self.grid.bc != "periodic":
-            return []
         on_b = lambda _, on_boundary: on_boundary  # noqa: E731
-        bcs = [dde.icbc.PeriodicBC(geom, 0, on_b, derivative_order=0, component=0),
-               dde.icbc.PeriodicBC(geom, 0, on_b, derivative_order=1, component=0)]
+        g = getattr(self.problem, "boundary", None)
+        if self.grid.bc == "periodic":
+            bcs = [dde.icbc.PeriodicBC(geom, 0, on_b, derivative_order=0, component=0),
+                   dde.icbc.PeriodicBC(geom, 0, on_b, derivative_order=1, component=0)]
+        elif getattr(self.problem, "bc", None) == "dirichlet" and isinstance(g, (int, float)):
+            # BurgersBC with constant known end values: a soft u = g on x = a, b
+            bcs = [dde.icbc.DirichletBC(geom, lambda x, g=float(g): np.full((len(x), 1), g), on_b, component=0)]
+        else:
+            bcs = []
         if self.u0_known is not None:
             bcs.append(self._ic(dde, geom))
         return bcs
