@@ -27,6 +27,7 @@ import fcntl
 import json
 import math
 import statistics
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -208,7 +209,7 @@ def main(argv=None):
                 print(json.dumps({k: v for k, v in rec.items() if k != "trajectory"}), flush=True)
                 new.append(rec)
     path = RESULTS / f"{NAME}.json"
-    with open(RESULTS / f".{NAME}.lock", "w") as lock:           # parts may run in parallel processes
+    with open(Path(tempfile.gettempdir()) / f"pdeinv-{NAME}.lock", "w") as lock:   # parts may run in parallel
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = json.loads(path.read_text())["records"] if path.exists() else []
         keys = {_key(r) for r in new}
