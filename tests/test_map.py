@@ -132,15 +132,25 @@ def _linear_task(n=3, task="poisson", res=16):
     return prior, fwd, y, GaussianPosterior(prior=prior, n_samples=0)(y, fwd).m
 
 
-@pytest.mark.parametrize("method,gtol", [("lbfgs", 1e-8), ("newton-cg", 1e-10)])
-def test_whitened_map_reaches_the_exact_posterior_mean(method, gtol):
+@pytest.mark.parametrize("method,gtol,rel", [("lbfgs", 1e-8, 1e-5), ("newton-cg", 1e-10, 1e-6)])
+def test_whitened_map_reaches_the_exact_posterior_mean(method, gtol, rel):
     """Poisson, the task's GRF law, 26 points, 1 % noise, 3 problems: MAP in whitened coordinates reaches the
-    exact posterior mean (GaussianPosterior, itself checked against dense algebra) to 1e-6 relative and says
-    it converged (measured: L-BFGS ~150 iterations, error ~1e-8; Newton-CG 5 iterations, error <= 4e-8)."""
+    exact posterior mean (GaussianPosterior, itself checked against dense algebra) and says it converged.
+
+    In whitened coordinates the Hessian is ``I + J^T Gamma^{-1} J >= I``, so the error is bounded by the final
+    gradient: ``|z - z*| <= |grad J(z)|`` (asserted).  The error in ``m`` a gradient tolerance buys scales with
+    ``gtol`` times the conditioning of the data directions: L-BFGS stops at 1e-8 relative (it stalls in
+    float64 near 1e-9 on this problem) and reaches 1e-7-1.2e-6 relative in m (two machines); Newton-CG
+    reaches 4e-8 in 5 iterations at 1e-10."""
+    from pdeinv.solvers.lowrank import WhitenedCoordinates
+    from pdeinv.solvers.map import gaussian_field
     prior, fwd, y, exact = _linear_task()
     res = MAP(prior=prior, method=method, gtol=gtol, max_iter=500)(y, fwd)
     err = (res.m - exact).flatten(1).norm(dim=1) / exact.flatten(1).norm(dim=1)
-    assert float(err.max()) < 1e-6, err
+    assert float(err.max()) < rel, err
+    wc = WhitenedCoordinates(gaussian_field(prior, fwd.observation.grid)[0])
+    dz = (wc.from_m(res.m) - wc.from_m(exact)).flatten(1).norm(dim=1)
+    assert all(float(e) <= g for e, g in zip(dz, res.info["grad_norm"])), (dz, res.info["grad_norm"])
     assert res.info["converged"] is True and res.info["whitened"] and res.info["optimizer"] == method
     assert all(g <= gtol for g in res.info["grad_norm_relative"]) and res.info["stop_reason"] == ["gtol"] * 3
     assert len(res.info["iterations"]) == 3 and res.info["coordinates"] == "m = mu + C^(1/2) z"

@@ -39,6 +39,10 @@ class WhiteNoise:
         """``K g``."""
         return g
 
+    def apply_prec(self, g: torch.Tensor) -> torch.Tensor:
+        """``K^{-1} g``."""
+        return g
+
     def covariance(self, spatial: Sequence[int], dtype=torch.float64) -> torch.Tensor:
         """Dense ``(N, N)`` covariance of one channel."""
         n = int(torch.tensor(list(spatial)).prod())
@@ -108,6 +112,25 @@ class GRFNoise:
             return c @ phis[0].T
         c = phis[0].T @ g @ phis[1] * lam
         return phis[0] @ c @ phis[1].T
+
+    def apply_prec(self, g: torch.Tensor) -> torch.Tensor:
+        r"""``K^{-1} g`` on the trailing spatial axes: with ``K g = \Phi_0 (\Phi_0^T g \Phi_1 \circ \lambda)
+        \Phi_1^T`` (2-D; ``g \Phi \Lambda \Phi^T`` in 1-D) the inverse is ``\Phi_0^{-T} ((\Phi_0^{-1} g
+        \Phi_1^{-T}) / \lambda) \Phi_1^{-1}``; the basis inverses are cached per grid (the basis is square and
+        full rank, not orthonormal)."""
+        spatial = tuple(g.shape[2:])
+        grf = self.field(spatial)
+        key = ("inv", spatial)
+        if key not in self._cache:
+            phis = grf._mats("_phi", torch.empty(0, dtype=torch.float64))
+            self._cache[key] = [torch.linalg.inv(p) for p in phis]
+        inv = [p.to(dtype=g.dtype, device=g.device) for p in self._cache[key]]
+        lam = grf.eigenvalues.to(dtype=g.dtype, device=g.device)
+        if len(spatial) == 1:
+            c = (g @ inv[0].T) / lam
+            return c @ inv[0]
+        c = inv[0] @ g @ inv[1].T / lam
+        return inv[0].T @ c @ inv[1]
 
     def covariance(self, spatial: Sequence[int], dtype=torch.float64) -> torch.Tensor:
         """Dense ``(N, N)`` covariance of one channel (small grids)."""
