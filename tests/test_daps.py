@@ -90,7 +90,8 @@ def test_nonlinear_darcy_map_refreshes_its_jacobian():
     grf = GaussianRandomField(grid, alpha=2.0, tau=3.0, basis="cosine")
     C = grf.covariance() * (4.5 ** 2 / float(grf.covariance().diagonal().mean()))
     prior = AnalyticGaussianDenoiser((torch.full((N * N,), 7.5, dtype=torch.float64), C), noise=GRFNoise())
-    res = DAPS(prior, n_samples=4, num_steps=12, jacobian_every=4, clip=(3.0, 12.0))(y, fwd, seed=0)
+    res = DAPS(prior, n_samples=4, num_steps=12, jacobian_every=4, jacobian_at="chain", metropolis=True,
+               clip=(3.0, 12.0))(y, fwd, seed=0)
     g = res.info["guidance"]
     assert g["affine"] is False and g["jacobians"] == 3          # levels 0, 4, 8
     assert g["proposed"] == 12 * 8 * 4 and 0 < g["accepted"] < g["proposed"]   # Metropolis-adjusted

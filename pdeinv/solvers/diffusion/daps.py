@@ -45,13 +45,17 @@ with :math:`P` applied through Woodbury in data space and :math:`\zeta` by Mathe
 :math:`\pi`: with a linear forward map every step keeps :math:`\pi` invariant and the chain forgets its
 start as :math:`a^t`, so a few steps sample step 2 exactly however small the noise (plain Langevin needs
 a step below :math:`s^2/(r^2\|H\|^2)` there).  With a nonlinear simulator (Darcy) :math:`\nabla\log\pi`
-is exact and :math:`P` a preconditioner, with the Jacobian at each chain's own point (``jacobian_at``), and each
-step is kept with its Metropolis--Hastings probability (``metropolis``; the proposal density needs
-:math:`K^{-1}`, the noise law's ``apply_prec``), so the run samples its target exactly: without the correction
-the noise of :math:`P` is sized for the wrong curvature and the chain diverges on a cubic likelihood
-(``tests/test_daps.py``).  Measured on 10² Darcy with a Gaussian prior, 20 points, 1 % noise, 12 levels x 8
-steps: 12 % of the proposals are kept and the posterior mean fits the data to 0.04-0.4x the prior mean's misfit
-(MAP with the same prior: 0.006x); annealed DAPS there needs many more steps than the linear problems do.
+is exact and :math:`P` a preconditioner (the Jacobian at the chains' mean or at each chain's, ``jacobian_at``).
+``metropolis=True`` keeps each step with its Metropolis--Hastings probability (the proposal density needs
+:math:`K^{-1}`, the noise law's ``apply_prec``), so the run samples its target exactly; unadjusted (the
+default, as in the paper) the noise of :math:`P` is sized for the wrong curvature: on a cubic likelihood the
+unadjusted chain diverges and the adjusted one matches quadrature (``tests/test_daps.py``).  The price is
+mixing: on 10² Darcy with a Gaussian prior (20 points, 1 % noise, 12 levels x 8 steps, ``jacobian_at="chain"``)
+12 % of the proposals are kept and the posterior mean fits the data to 0.04-0.4x the prior mean's misfit
+(MAP with the same prior: 0.006x); on 64² Darcy with a trained prior (the UNO after
+10 epochs, 2 samples, 8 draws, 100 levels) none is kept, and the unadjusted run is
+the better estimator (27.6 % against 37.4 % rel. L2, MAP 19.9 %;
+``benchmarks/results/daps_metropolis-darcy.md``).
 ``preconditioner="prior"`` uses :math:`P = M` (the paper's
 Langevin; small ``step_size`` and many steps with accurate data).
 
@@ -113,10 +117,12 @@ class DAPS(DiffusionPosteriorSolver):
     tempering : ``"schedule"``, ``"sigma"`` or ``"tweedie"`` (the :math:`r_i` rule).
     preconditioner : ``"gauss-newton"`` or ``"prior"``.
     jacobian_every : levels between refreshes of a nonlinear data map's Jacobian (0: once).
-    jacobian_at : ``"chain"`` (default: a nonlinear map's Jacobian at each chain's own :math:`\hat x_0`; one
-        batched VJP of ``B P`` rows per refresh) or ``"mean"`` (at the chains' mean, per observation set).
-    metropolis : Metropolis--Hastings correction of each Langevin step for a nonlinear data map (default True;
-        an affine map needs none).  Unadjusted, the Gauss--Newton step is only exact for a Gaussian target.
+    jacobian_at : ``"mean"`` (default: a nonlinear map's Jacobian at the chains' mean, per observation set) or
+        ``"chain"`` (at each chain's own :math:`\hat x_0`: better proposals, at one batched VJP of ``B P`` rows
+        per refresh instead of ``P`` per set).
+    metropolis : Metropolis--Hastings correction of each Langevin step for a nonlinear data map (default False,
+        the paper's unadjusted Langevin; an affine map needs none).  Adjusted, the run samples its target
+        exactly, but at 64² with 8 steps of ``step_size=1`` it keeps no proposal (see the module docstring).
     project_state : joint prior with ``physics="simulator"``: after each Langevin run set the ``u`` channel of
         :math:`x_0` to ``F(m)`` (default True there: the state then satisfies the PDE exactly, and the prior's
         u channel, which the data do not see, cannot drag m back).
@@ -132,8 +138,8 @@ class DAPS(DiffusionPosteriorSolver):
     def __init__(self, prior, mode: str = "inverse", physics: str = "simulator", n_samples: int = 8,
                  num_steps: Optional[int] = None, *, ode_steps: int = 1, langevin_steps: int = 8,
                  step_size: float = 1.0, tempering: str = "schedule", preconditioner: str = "gauss-newton",
-                 jacobian_every: int = 1, jacobian_at: str = "chain",
-                 metropolis: bool = True, project_state: Optional[bool] = None, weights: Optional[dict] = None,
+                 jacobian_every: int = 1, jacobian_at: str = "mean",
+                 metropolis: bool = False, project_state: Optional[bool] = None, weights: Optional[dict] = None,
                  **kwargs):
         if physics not in ("simulator", "none"):
             raise ValueError(f"DAPS takes physics='simulator' (data through fwd) or 'none' (observations of the "
