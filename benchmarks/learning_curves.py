@@ -127,6 +127,10 @@ def prior_curve(a):
     map_px = [float(metrics.error_rate(m, s.m)) for m, s in zip(map_m, samples)] if a.task == "darcy" else []
     binary = tuple(task.attrs.get("binary", ())) or ((3.0, 12.0) if a.task == "darcy" else None)
     rows = []
+    old = OUT / f"{a.name}.json"
+    if a.append and old.exists():       # keep the rows of earlier runs (other snapshots of the same training)
+        rows = [r for r in json.loads(old.read_text())["rows"]
+                if r["snapshot"] not in {Path(s).name for s in a.snapshots}]
     for snap in a.snapshots:
         model = load(snap)
         ck = torch.load(snap, map_location="cpu", weights_only=False)
@@ -159,6 +163,7 @@ def prior_curve(a):
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         print(json.dumps(row), flush=True)
+    rows.sort(key=lambda r: r["steps"])
     md = (f"# Learning curve: diffusion prior {a.name} ({a.task} at {a.res}²)\n\nPrior health "
           f"(pdeinv.priors.diffusion.health.check_prior: {a.draws} unconditional draws against {a.n_ref} law draws; "
           f"kappa > 0 at every noise level) and DAPS posterior rel. L2 (mean over {a.n} harness test samples, "
@@ -193,6 +198,8 @@ def main(argv=None):
     p.add_argument("--draws", type=int, default=32)
     p.add_argument("--daps-opts", default="{}")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--append", action="store_true",
+                   help="prior: add these snapshots' rows to the curve already in results/ (same name)")
     a = p.parse_args(argv)
     (surrogate_curve if a.kind == "surrogate" else prior_curve)(a)
 
