@@ -162,3 +162,27 @@ def test_shipped_surrogate_reproduces_its_recorded_error(name):
     spread = e["validation"].get("rel_l2_std", rec)
     assert abs(err.mean() - rec) <= 4 * spread / np.sqrt(n) + 0.1 * rec, (err.mean(), rec)
     assert err.mean() < 0.5 * mean_err.mean()
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if pretrained.info(n)["kind"] == "prior"]
+                         or [pytest.param(None, marks=pytest.mark.skip("no prior shipped"))])
+def test_shipped_prior_reproduces_its_recorded_health(name):
+    """Four fresh unconditional draws (seed 1) of the shipped prior against fresh law draws: the binary and
+    interface fractions agree with the manifest's health figures (from other draws) within the check's own
+    sample-size tolerance, and the kappa verdict is the recorded one."""
+    from pdeinv.priors.diffusion.health import check_prior
+    from pdeinv.tasks import get_task
+    e = pretrained.info(name)
+    task = get_task(e["task"])
+    grid, problem = task.make(e["res"])
+    model = pretrained.load(name)
+    m = task.sample_m(grid, 8, seed=4243)
+    ref = torch.cat([m, problem(m)], 1) if int(model.config["channels"]) == 2 else m
+    binary = tuple(task.attrs.get("binary", ())) or ((3.0, 12.0) if e["task"] == "darcy" else None)
+    rep = check_prior(model, ref.float(), n_draws=4, kappa_fields=2, binary=binary, seed=1)
+    h = e["health"]
+    assert rep.kappa_ok == h["kappa_ok"]
+    for key in ("binary_fraction", "interface_fraction"):
+        if key in h:
+            st = rep.statistics[key]
+            assert abs(st["drawn"] - h[key]) <= st["tolerance"], (key, st, h[key])
