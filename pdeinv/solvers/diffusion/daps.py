@@ -327,11 +327,10 @@ class DAPS(DiffusionPosteriorSolver):
     def _langevin(self, predict, x0, r2, y, s2, lin, a, noise, generator, stats=None):
         r"""``langevin_steps`` steps on :math:`N(x_0; \hat x_0, r^2K)\,p(y|x_0)` from :math:`\hat x_0` (module docstring).
 
-        With an affine data map each step is the exact OU step of the Gaussian target (always kept).  Otherwise
-        each proposal :math:`x' \sim N(x + (1-a)P\nabla\log\pi(x),\,(1-a^2)P)` is kept with the Metropolis--
-        Hastings probability, so the run samples :math:`\pi` exactly whatever the stale Jacobian in :math:`P`
-        (unadjusted, a preconditioner built at the chains' mean injects noise sized for the wrong curvature and
-        the samples stop fitting the data).  ``stats["accepted"]``/``["proposed"]`` count the decisions."""
+        With an affine data map each step is the exact OU step of the Gaussian target (always kept).  Otherwise,
+        with ``metropolis=True``, each proposal :math:`x' \sim N(x + (1-a)P\nabla\log\pi(x),\,(1-a^2)P)` is kept
+        with the Metropolis--Hastings probability, so the run samples :math:`\pi` exactly whatever the stale
+        Jacobian in :math:`P`; unadjusted (the default) every proposal is kept.  ``stats["accepted"]``/``["proposed"]`` count the decisions."""
         shp = (-1, *([1] * (x0.dim() - 1)))
         r2v = r2.reshape(shp)
         H, inv = lin["H"], lin["inv"]
