@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparse", type=float, default=None, metavar="FRACTION",
                         help="sparse-observation baseline: input = values at this fraction of random nodes "
                              "(fresh set per sample) + mask channel")
+    parser.add_argument("--fixed-masks", action="store_true",
+                        help="with --sparse: one random point set per training sample, drawn once (default: a new "
+                             "set every epoch)")
     parser.add_argument("--time-index", type=int, default=-1, help="for time series u: which time (default last)")
     parser.add_argument("--modes", type=int, default=12, help="FNO: Fourier modes per axis")
     parser.add_argument("--width", type=int, default=32, help="FNO hidden channels / DeepONet basis size")
@@ -160,6 +163,15 @@ def _n_train(args, n: int) -> int:
 
 
 
+def sparse_training_set(args, x, y):
+    """``--sparse F`` training pairs: a new random point set per sample and epoch (``--fixed-masks``: one
+    per sample, drawn once, as the benchmark harness's baselines are trained)."""
+    from pdeinv.surrogates.sparse import ResampledSparseDataset, SparseDataset
+    if getattr(args, "fixed_masks", False):
+        return SparseDataset(x, y, fraction=args.sparse, seed=args.seed)
+    return ResampledSparseDataset(x, y, fraction=args.sparse)
+
+
 def train_operator(args) -> int:
     """``pdeinv train fno|deeponet``: forward or inverse operator, full or sparse input."""
     from pdeinv.data.io import load_dataset
@@ -185,7 +197,7 @@ def train_operator(args) -> int:
     opts.update(user)
     if args.sparse is not None:
         from pdeinv.surrogates.sparse import SparseOperator
-        train_ds = SparseDataset(x, y, fraction=args.sparse, seed=args.seed)
+        train_ds = sparse_training_set(args, x, y)
         val_ds = SparseDataset(vx, vy, fraction=args.sparse, seed=args.seed + 1)
         model = SparseOperator(args.model, x.shape[1], y.shape[1], list(x.shape[2:]), options=opts)
         model.fit_normalizers(train_ds.inputs, y)
@@ -297,42 +309,55 @@ def train_vito(args) -> int:
     """``pdeinv train vito --data darcy.nc [-O coarse=16 -O width=16 ...]``: inverse map coarse u -> fine m.
 
     Time-series data use ``u[:, --time-index]`` (e.g. NS ``w(T)`` -> ``w0``).  ``-O arch=unet`` trains the
-    plain U-Net baseline on the same pairs.
+    plain U-Net baseline on the same pairs.  ``--sparse F``: the input is ``u`` at a fresh random
+    ``F`` of the grid nodes per sample, scattered with its mask (``pdeinv.surrogates.sparse``), so the
+    trained ViTO inverts point observations anywhere on the grid (``pdeinv invert --method amortized``).
     """
-
-
     from pdeinv.data.io import load_dataset
+    from pdeinv.surrogates.sparse import SparseDataset
     from pdeinv.surrogates.unet import UNet
-
     from pdeinv.surrogates.vito import ViTO, coarsen
     ds = load_dataset(args.data)
     u, m = operator_pairs(ds, "inverse", args.time_index)
     opts = parse_options(args.option)
     check_options(opts, "vito", UNet if opts.get("arch") == "unet" else ViTO, extra=("coarse", "arch"))
-    coarse = opts.pop("coarse", 16)
     arch = opts.pop("arch", "vito")
     if arch not in ("vito", "unet"):
         raise ValueError(f"-O arch={arch!r}; expected 'vito' or 'unet'")
-    x = coarsen(u, coarse)
+    if args.sparse is not None and "coarse" in opts:
+        raise ValueError("--sparse and -O coarse=... are two different inputs; give one")
+    coarse = opts.pop("coarse", 16)
+    x = u if args.sparse is not None else coarsen(u, coarse)
     n = _n_train(args, x.shape[0])
     x, m = x[:n], m[:n]
-    n_val = max(1, int(round(args.val_fraction * x.shape[0])))
-    if n_val >= x.shape[0]:
-        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
-    x, m, vx, vm = x[:-n_val], m[:-n_val], x[-n_val:], m[-n_val:]
-    if arch == "unet":
-        model = UNet(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
+    if args.val_data:
+        vu, vm = operator_pairs(load_dataset(args.val_data), "inverse", args.time_index)
+        vx = vu if args.sparse is not None else coarsen(vu, coarse)
     else:
-        model = ViTO(x.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
-    model.fit_normalizers(x, m)
-    out = Path(args.out or f"{arch}-{ds.attrs.get('task', 'data')}.pt")
-    prepare_checkpoint(args, out, ds, model, len(x))
-    hist = train(model, TensorDataset(x, m), TensorDataset(vx, vm), epochs=args.epochs, batch_size=args.batch_size,
+        n_val = max(1, int(round(args.val_fraction * x.shape[0])))
+        if n_val >= x.shape[0]:
+            raise ValueError(f"--val-fraction {args.val_fraction} leaves no training samples of {x.shape[0]}")
+        x, m, vx, vm = x[:-n_val], m[:-n_val], x[-n_val:], m[-n_val:]
+    if args.sparse is not None:
+        train_ds = sparse_training_set(args, x, m)
+        val_ds = SparseDataset(vx, vm, fraction=args.sparse, seed=args.seed + 1)
+        if arch == "vito":
+            opts["sparse"] = True
+    else:
+        train_ds, val_ds = TensorDataset(x, m), TensorDataset(vx, vm)
+    inputs = train_ds.inputs if args.sparse is not None else x
+    net = UNet if arch == "unet" else ViTO
+    model = net(inputs.shape[1], m.shape[1], out_size=list(m.shape[2:]), seed=args.seed, **opts)
+    model.fit_normalizers(inputs, m)
+    out = Path(args.out or f"{arch}-{ds.attrs.get('task', 'data')}{'-sparse' if args.sparse else ''}.pt")
+    prepare_checkpoint(args, out, ds, model, len(train_ds))
+    hist = train(model, train_ds, val_ds, epochs=args.epochs, batch_size=args.batch_size,
                  lr=args.lr, weight_decay=args.weight_decay,
                  scheduler=None if args.scheduler == "none" else args.scheduler, patience=args.patience,
                  checkpoint=out, resume=args.resume, seed=args.seed, device=args.device, verbose=not args.quiet)
     log.info("trained %s (%d parameters) on %d samples, %s -> %s: best val rel. L2 %.4g; checkpoint %s", arch,
-             model.n_parameters(), len(x), tuple(x.shape[2:]), tuple(m.shape[2:]), hist["best_loss"], out)
+             model.n_parameters(), len(train_ds), tuple(inputs.shape[1:]), tuple(m.shape[1:]),
+             hist["best_loss"], out)
     return 0
 
 

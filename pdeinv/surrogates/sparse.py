@@ -12,7 +12,8 @@ and the target is the full field.  *Forward* baseline: ``v = m`` (observed
 coefficient), target ``u``.  *Inverse* baseline: ``v = u`` (observed state),
 target ``m``.
 
-:class:`SparseDataset` builds such training pairs (seeded per sample),
+:class:`SparseDataset` builds such training pairs (seeded per sample; fixed masks, for validation),
+:class:`ResampledSparseDataset` draws a new mask every time a pair is read (training),
 :func:`sparse_input` the input from a field and a mask,
 :func:`scatter_observations` the input from point observations ``y`` of a
 ``PointObservation`` on grid nodes, and :class:`SparseOperator` is the
@@ -25,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from pdeinv.surrogates.base import Surrogate
 
@@ -71,6 +72,41 @@ class SparseDataset(TensorDataset):
         inputs = sparse_input(x, masks)
         super().__init__(inputs, y)
         self.inputs, self.targets, self.masks, self.fraction = inputs, y, masks, float(fraction)
+
+
+class ResampledSparseDataset(Dataset):
+    """Pairs ``(sparse_input(x_i, M), y_i)`` with a *new* random mask ``M`` each time item ``i`` is read.
+
+    Training with a fresh point set every epoch shows the network ``N x epochs`` masks instead of
+    ``N``, which it needs to invert an arbitrary set of points.  The masks come from torch's global
+    generator, which :func:`pdeinv.nn.training.train` seeds per epoch: a run is reproducible and
+    resumes exactly.  ``x`` ``(N, C, *grid)``, ``y`` ``(N, C', *grid)``; validate on a fixed-mask
+    :class:`SparseDataset`.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, fraction: float = 0.0305):
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
+        self.x, self.y, self.fraction = x, y, float(fraction)
+        self.n_nodes = int(np.prod(x.shape[2:]))
+        self.n_points = max(1, int(round(self.fraction * self.n_nodes)))
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def __getitem__(self, i):
+        mask = torch.zeros(self.n_nodes, dtype=torch.bool)
+        mask[torch.randperm(self.n_nodes)[:self.n_points]] = True
+        return sparse_input(self.x[i:i + 1], mask.reshape(self.x.shape[2:]))[0], self.y[i]
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """One draw of the inputs of every sample (for fitting normalisers), seeded so it is repeatable."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return torch.stack([self[i][0] for i in range(len(self))])
 
 
 def scatter_observations(y: torch.Tensor, observation) -> torch.Tensor:

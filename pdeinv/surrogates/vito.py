@@ -78,18 +78,24 @@ class ViTO(Surrogate):
     ``forward(y)``: ``(B, Cin, h, w)`` (any resolution) -> ``(B, Cout, *out_size)``,
     physical units.  Parameter counts are small by design (``width=16``,
     ``depth=3``, 2 transformer blocks: about 0.3 M).
+
+    ``sparse=True``: the network was trained on scattered point values, input
+    ``[M * u, M]`` (``pdeinv.surrogates.sparse.sparse_input``, ``in_channels`` = 2 x the
+    observed channels); :meth:`inputs_from_observations` then scatters point observations
+    at grid nodes onto the grid (any number and placement of points) instead of reading a
+    coarse square grid.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, out_size=64, width: int = 16, depth: int = 3,
                  patch_size: int = 1, embed_dim: int = 64, n_heads: int = 4, n_layers: int = 2,
-                 mlp_ratio: float = 2.0, seed: int = 0):
+                 mlp_ratio: float = 2.0, seed: int = 0, sparse: bool = False):
         size = _size2(out_size)
         if size is None:
             raise ValueError("ViTO needs out_size (the output grid)")
         super().__init__(in_channels=int(in_channels), out_channels=int(out_channels), out_size=size,
                          width=int(width), depth=int(depth), patch_size=int(patch_size), embed_dim=int(embed_dim),
                          n_heads=int(n_heads), n_layers=int(n_layers), mlp_ratio=float(mlp_ratio),
-                         seed=int(seed), ndim=2)
+                         seed=int(seed), sparse=bool(sparse), ndim=2)
         latent = [math.ceil(s / 2 ** int(depth)) for s in size]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -107,7 +113,13 @@ class ViTO(Surrogate):
     def inputs_from_observations(self, y: torch.Tensor, fwd=None) -> torch.Tensor:
         """Observations -> network input: a ``(B, C, P)`` (or single-channel ``(B, P)``) vector of values
         on a coarse square grid, in the grid's node order (first axis slowest), is reshaped to
-        ``(B, C, sqrt(P), sqrt(P))``; fields pass through."""
+        ``(B, C, sqrt(P), sqrt(P))``; fields pass through.  A ``sparse`` ViTO scatters the values of
+        ``fwd.observation`` (points at grid nodes) into ``[M * u, M]``."""
+        if self.config.get("sparse"):
+            if fwd is None or getattr(fwd, "observation", None) is None:
+                raise ValueError("a sparse ViTO needs the forward model's observation (where the points are)")
+            from pdeinv.surrogates.sparse import scatter_observations
+            return scatter_observations(y if y.dim() == 3 else y[:, None], fwd.observation)
         if y.dim() == 2:
             y = y[:, None]
         if y.dim() == 3:

@@ -16,7 +16,7 @@ import torch
 
 from pdeinv.benchmark.config import atomic_write_text, get_task, stable_hash
 from pdeinv.benchmark.methods.base import Identity, Method, load_cached_model, module_missing
-from pdeinv.benchmark.samples import is_boundary_task, node_scatter
+from pdeinv.benchmark.samples import is_boundary_task
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ class ViTOSparse(SparseBaseline):
     input ``[M * u, M]`` (observed values scattered on the grid + the mask, a fresh
     random mask per training sample at the run's fraction), target the full ``m``;
     ``out_size`` = the task's grid, so the super-resolution step of ViTO is the
-    identity here.  Same training recipe and cache as the baselines.  Inverse mode only
+    identity here.  Same training recipe, cache and solver (``build("amortized")``: a
+    ``sparse=True`` ViTO scatters the points itself) as the baselines.  Inverse mode only
     (ViTO is an inverse operator).
     """
 
@@ -136,16 +137,7 @@ class ViTOSparse(SparseBaseline):
 
     def build_model(self, cfg, x, y):
         from pdeinv.surrogates.vito import ViTO
-        return ViTO(2 * x.shape[1], y.shape[1], out_size=list(y.shape[2:]), **self.options(cfg))
-
-    def predict(self, cfg, sample):
-        # Not through build("amortized"): ViTO.inputs_from_observations reads y as the values on a coarse
-        # square grid (reshaped to sqrt(P) x sqrt(P)), while this ViTO was trained on the node scatter
-        # [M * u, M] of random grid nodes; so the harness scatters the points itself and calls the network.
-        x = node_scatter(sample.y, sample.observation).float().to(cfg.device)
-        with torch.no_grad():
-            pred = self._model(x)
-        return pred.double().cpu(), {}
+        return ViTO(2 * x.shape[1], y.shape[1], out_size=list(y.shape[2:]), sparse=True, **self.options(cfg))
 
 
 class NIOMethod(SparseBaseline):
