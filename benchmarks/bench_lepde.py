@@ -1,6 +1,14 @@
 """LE-PDE vs autoregressive FNO vs the numerical solver: rollout error and time, plus latent-space inversion.
 
-    /work/venv/bin/python benchmarks/bench_lepde.py [--quick] [--task burgers|ns_long] [--res N]
+    python benchmarks/bench_lepde.py [--quick] [--task burgers|ns_long] [--res N] [--steps S]
+    OMP_NUM_THREADS=1 python benchmarks/bench_lepde.py --task ns_long --n-train 400 --steps 4000 \
+        --norm group --act elu --step-weights 1,0.1,0.1,0.1 --latent 256
+
+Both networks get the same number of optimiser steps (``--steps``; ``--fno-steps`` to differ), so
+neither is compared under-trained against the other; the validation loss per epoch is recorded
+(``curves`` in the JSON) to show whether more steps would help.  Diagnosis rows split LE-PDE's
+rollout error into its parts: the *autoencoder floor* (decode(encode(true window)), no evolution)
+and the *one-step* error (one latent step from the true window), next to the full latent rollout.
 
 Results: ``benchmarks/results/lepde-burgers.*`` and (``--task ns_long``) ``lepde-ns.*``.
 
@@ -9,6 +17,12 @@ the reference; LE-PDE (latent rollout, one encode + k latent steps + decodes)
 and an FNO applied autoregressively (frame -> next frame) roll out from the
 first ``in_frames`` frames; rollout relative L2 over all predicted frames and
 wall time per trajectory, with the solver's own time for the same rollout.
+
+Inverse part (ns_long): recover the state at the start of the rollout (frame ``in_frames - 1``) from
+sparse noisy point values of every later frame, (a) by optimising LE-PDE's latent vector ``z``
+(``latent_dim`` numbers; answer ``decode(z)``, L-BFGS), (b) by MAP through the differentiable
+simulator (L-BFGS on the field, H1 smoothness prior); both answers are re-simulated with the
+true solver.
 
 Inverse part (burgers): recover the K low Fourier coefficients c of u0 from
 noisy sparse observations of the whole trajectory by backpropagating through
@@ -25,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
@@ -69,6 +84,86 @@ def fourier_ic(c, n):
     return (c @ basis)[:, None]
 
 
+@torch.no_grad()
+def lepde_diagnosis(model, te, in_frames):
+    """Per-frame rel. L2 over the rolled-out frames of ``te`` ``(N, T, C, *grid)``: the autoencoder floor
+    ``decode(encode(true window ending at t))`` and one latent step ``decode(step(encode(window ending at t-1)))``."""
+    floor, one = [], []
+    for t in range(in_frames, te.shape[1]):
+        w = model._frames_norm(te[:, t - in_frames + 1:t + 1])
+        floor.append(rel(model._frames_denorm(model.decode(model.encode(w))[:, None])[:, 0], te[:, t]))
+        wp = model._frames_norm(te[:, t - in_frames:t])
+        one.append(rel(model._frames_denorm(model.decode(model.step(model.encode(wp)))[:, None])[:, 0], te[:, t]))
+    return torch.cat(floor), torch.cat(one)
+
+
+def ns_latent_inverse(args, task, res, lepde, te, in_frames):
+    """Recover frame ``in_frames - 1`` of test trajectories from sparse noisy point values of all later frames:
+    optimisation over LE-PDE's latent vector vs MAP through the simulator (see the module docstring)."""
+    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
+    from pdeinv.solvers import MAP
+    grid, _ = task.make(res)
+    times = task.make(res)[1].record_times
+    t_start = 0.0 if in_frames == 1 else times[in_frames - 2]
+    _, solver = task.make(res, record_times=[t - t_start for t in times[in_frames - 1:]])
+    n_roll = te.shape[1] - in_frames
+    out = {"latent": [], "sim": []}
+    n = min(args.inv_samples, te.shape[0])
+    for i in range(n):
+        obs = PointObservation.random(grid, fraction=args.inv_fraction, seed=1000 + i)
+        fwd = ForwardModel(solver, obs, noise=GaussianNoise(relative=0.01))
+        truth = te[i:i + 1, in_frames - 1].double()                       # the unknown state
+        y = fwd(truth, seed=2000 + i)                                    # (1, n_roll, 1, P) noisy
+        sig = float(fwd.noise.std(y).flatten()[0])
+        # (a) latent optimisation: z starts at the latent of the mean training window
+        t0 = time.perf_counter()
+        z = torch.zeros(1, lepde.config["latent_dim"], requires_grad=True)
+        opt = torch.optim.LBFGS([z], lr=1, max_iter=args.inv_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
+                                line_search_fn="strong_wolfe")
+        it = [0]
+
+        def closure():
+            opt.zero_grad()
+            frames = lepde._frames_denorm(lepde.decode(lepde.latent_rollout(z, n_roll).flatten(0, 1))
+                                          .reshape(1, n_roll, *te.shape[2:]))
+            loss = ((obs(frames.double()) - y) ** 2).sum() / (2 * float(sig) ** 2) + 0.5 * (z ** 2).sum()
+            loss.backward()
+            it[0] += 1
+            return loss
+        opt.step(closure)
+        with torch.no_grad():
+            est = lepde._frames_denorm(lepde.decode(z)[:, None])[:, 0].double()
+        t_lat = time.perf_counter() - t0
+        # (b) MAP through the simulator (H1 smoothness prior, L-BFGS to its tolerance)
+        t0 = time.perf_counter()
+        res_map = MAP(prior="h1", weight=args.h1_weight, max_iter=args.inv_iter, verbose=False)(y, fwd)
+        t_sim = time.perf_counter() - t0
+        for key, m_est, tt, iters, conv in (("latent", est, t_lat, it[0], None),
+                                            ("sim", res_map.m.double(), t_sim, res_map.info.get("iterations"),
+                                             res_map.info.get("converged"))):
+            with torch.no_grad():
+                resim = solver(m_est)
+            out[key].append({"state": float(rel(m_est, truth)), "resim": float(rel(resim, te[i:i + 1, in_frames:].double())),
+                             "time": tt, "iters": iters, "conv": conv})
+    setting = (f"{n} test trajectories; unknown: frame {in_frames - 1} ({res}x{res} = {res * res:,} values); data: "
+               f"the same {args.inv_fraction:.2%} random nodes in each of the {n_roll} later frames, 1 % noise.  "
+               f"Latent: L-BFGS (strong Wolfe, <= {args.inv_iter} iterations) over z with the misfit / (2 sigma^2) + |z|^2 / 2, "
+               f"answer decode(z).  Simulator: pdeinv MAP (H1 prior, weight {args.h1_weight:g}, L-BFGS <= {args.inv_iter} iterations) "
+               "through the differentiable solver restarted at that frame.  Both answers are re-simulated with "
+               "the true solver and compared with the stored later frames.")
+    recs = []
+    for key, label, unknowns in (("latent", "LE-PDE latent optimisation", lepde.config["latent_dim"]),
+                                 ("sim", "MAP through the simulator", res * res)):
+        r = out[key]
+        recs.append({"method": label, "task": "ns-inverse", "setting": setting, "unknowns": unknowns,
+                     "iterations": round(float(np.mean([v["iters"] or 0 for v in r])), 1),
+                     "state_rel_l2": float(np.mean([v["state"] for v in r])),
+                     "resimulated_rel_l2": float(np.mean([v["resim"] for v in r])),
+                     "time_s": float(np.mean([v["time"] for v in r])),
+                     "converged": [v["conv"] for v in r]})
+    return recs
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -80,6 +175,19 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=None, help="optimiser steps for each network (sets the epochs)")
+    ap.add_argument("--fno-steps", type=int, default=None, help="FNO steps (default: --steps)")
+    ap.add_argument("--latent", type=int, default=None, help="LE-PDE latent dimension (64 burgers, 128 ns)")
+    ap.add_argument("--norm", default="none", choices=["none", "group"])
+    ap.add_argument("--act", default="gelu", choices=["gelu", "elu", "relu"])
+    ap.add_argument("--step-weights", default=None, help="multi-step loss weights, e.g. 1,0.1,0.1,0.1")
+    ap.add_argument("--w-consistency", type=float, default=0.1)
+    ap.add_argument("--horizon", type=int, default=4)
+    ap.add_argument("--inv-fraction", type=float, default=0.0305, help="ns_long inverse: observed share of nodes")
+    ap.add_argument("--inv-samples", type=int, default=8, help="ns_long inverse: test trajectories inverted")
+    ap.add_argument("--inv-iter", type=int, default=200, help="ns_long inverse: L-BFGS iterations (both)")
+    ap.add_argument("--h1-weight", type=float, default=1e-3, help="ns_long inverse: the simulator MAP's H1 weight")
+    ap.add_argument("--name", default=None, help="results file stem")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,7 +197,7 @@ def main(argv=None):
     n_train = args.n_train or (32 if args.quick else (256 if burgers else 64))
     n_test = args.n_test or (8 if args.quick else 32)
     epochs = args.epochs or (2 if args.quick else 20)
-    name = f"lepde-{'ns' if args.task == 'ns_long' else args.task}" + ("-quick" if args.quick else "")
+    name = args.name or (f"lepde-{'ns' if args.task == 'ns_long' else args.task}" + ("-quick" if args.quick else ""))
 
     task = TASKS[args.task]
     grid, problem = task.make(res)
@@ -103,9 +211,10 @@ def main(argv=None):
     tr, va, te = traj[:n_train - 4], traj[n_train - 4:n_train], traj[n_train:]
     n_roll = T - in_frames
     ndim = grid.ndim
-    lat = 64 if burgers else 128
+    lat = args.latent or (64 if burgers else 128)
     lepde = LEPDE([res] * ndim, in_frames=in_frames, latent_dim=lat, width=16, n_down=3, evo_width=256,
-                  evo_layers=3)
+                  evo_layers=3, norm=args.norm, activation=args.act)
+    step_w = None if args.step_weights is None else [float(v) for v in args.step_weights.split(",")]
     lepde.fit_normalizers(tr)
     modes = [min(16, res // 2)] * ndim
     fno = FNO(in_frames, 1, n_modes=modes, hidden_channels=32 if burgers else 24, n_layers=4)
@@ -120,18 +229,25 @@ def main(argv=None):
     fno.input_normalizer.std.fill_(float(tr.std()))
     fno.fit_normalizers(fx, fy)
     records = []
-    horizon = 4
-    print(f"training LE-PDE ({lepde.n_parameters()} parameters) ...", flush=True)
+    horizon = args.horizon
+    bs = 32
+    win_tr = TrajectoryWindows(tr, in_frames, horizon)
+    ep_le = epochs if args.steps is None else max(1, round(args.steps / math.ceil(len(win_tr) / bs)))
+    fno_steps = args.fno_steps or args.steps
+    ep_fno = epochs if fno_steps is None else max(1, round(fno_steps / math.ceil(fx.shape[0] / bs)))
+    print(f"training LE-PDE ({lepde.n_parameters()} parameters, {ep_le} epochs) ...", flush=True)
     t1 = time.perf_counter()
-    h1 = train(lepde, TrajectoryWindows(tr, in_frames, horizon), TrajectoryWindows(va, in_frames, horizon),
-               loss_fn=lambda mod, b: lepde_loss(mod, b, w_consistency=0.1), epochs=epochs, batch_size=32, lr=args.lr,
-               seed=0, verbose=False)
+    h1 = train(lepde, win_tr, TrajectoryWindows(va, in_frames, horizon),
+               loss_fn=lambda mod, b: lepde_loss(mod, b, w_consistency=args.w_consistency, step_weights=step_w),
+               epochs=ep_le, batch_size=bs, lr=args.lr, seed=0, verbose=False)
     t_lepde = time.perf_counter() - t1
-    print(f"training FNO ({fno.n_parameters()} parameters) ...", flush=True)
+    print(f"training FNO ({fno.n_parameters()} parameters, {ep_fno} epochs) ...", flush=True)
     t1 = time.perf_counter()
-    h2 = train(fno, TensorDataset(fx, fy), TensorDataset(fvx, fvy), epochs=epochs, batch_size=32, lr=args.lr, seed=0,
-               verbose=False)
+    h2 = train(fno, TensorDataset(fx, fy), TensorDataset(fvx, fvy), epochs=ep_fno, batch_size=bs, lr=args.lr,
+               seed=0, verbose=False)
     t_fno = time.perf_counter() - t1
+    steps_le = ep_le * math.ceil(len(win_tr) / bs)
+    steps_fno = ep_fno * math.ceil(fx.shape[0] / bs)
     lepde.eval(); fno.eval()
     hist, target = te[:, :in_frames], te[:, in_frames:]
     with torch.no_grad():
@@ -144,18 +260,27 @@ def main(argv=None):
         kw = {"record_times": rest}
         _, solver = task.make(res, **kw)
         t2 = time.perf_counter(); p_sol = solver(te[:, in_frames - 1].double()); ts = time.perf_counter() - t2
+        floor, one = lepde_diagnosis(lepde, te, in_frames)
     e_sol = rel(p_sol.float(), target)
-    for label, pred, tt, params, ttrain, h in (("LE-PDE (latent rollout)", p_le, tl, lepde.n_parameters(), t_lepde, h1),
-                                               ("FNO (autoregressive)", p_fno, tf, fno.n_parameters(), t_fno, h2)):
+    for label, pred, tt, params, ttrain, h, st in (
+            ("LE-PDE (latent rollout)", p_le, tl, lepde.n_parameters(), t_lepde, h1, steps_le),
+            ("FNO (autoregressive)", p_fno, tf, fno.n_parameters(), t_fno, h2, steps_fno)):
         e = rel(pred, target)
         records.append({"method": label, "task": args.task, "rollout_rel_l2_mean": float(e.mean()),
                         "rollout_rel_l2_std": float(e.std()),
                         "final_frame_rel_l2": float(rel(pred[:, -1], target[:, -1]).mean()),
-                        "time_per_traj_s": tt / te.shape[0], "params": params, "train_s": ttrain, "epochs": epochs,
-                        "n_train": tr.shape[0], "best_val": h["best_loss"]})
+                        "time_per_traj_s": tt / te.shape[0], "params": params, "train_s": ttrain,
+                        "epochs": len(h["epoch"]), "steps": st, "n_train": tr.shape[0], "best_val": h["best_loss"],
+                        "curve": {"epoch": h["epoch"], "val_loss": h["val_loss"]}})
+    records.insert(1, {"method": "LE-PDE autoencoder floor (decode(encode(true window)))", "task": args.task,
+                       "rollout_rel_l2_mean": float(floor.mean()), "rollout_rel_l2_std": float(floor.std())})
+    records.insert(2, {"method": "LE-PDE one latent step from the true window", "task": args.task,
+                       "rollout_rel_l2_mean": float(one.mean()), "rollout_rel_l2_std": float(one.std())})
     records.append({"method": "numerical solver (reference, re-run)", "task": args.task,
                     "rollout_rel_l2_mean": float(e_sol.mean()), "time_per_traj_s": ts / te.shape[0]})
 
+    if not burgers:
+        records += ns_latent_inverse(args, task, res, lepde, te, in_frames)
     if burgers:   # ---------------------------------------------------------------- inverse through the latent rollout
         K, n_obs, noise = 8, 16, 0.01
         gen = torch.Generator().manual_seed(7)
@@ -202,18 +327,28 @@ def main(argv=None):
     cols = [("method", "method", None), ("rollout_rel_l2_mean", "rollout rel. L2", "{:.2%}"),
             ("rollout_rel_l2_std", "± std", "{:.2%}"), ("final_frame_rel_l2", "last frame rel. L2", "{:.2%}"),
             ("time_per_traj_s", "s / trajectory", "{:.2e}"), ("params", "parameters", "{:,}"),
-            ("train_s", "train s", "{:.0f}")]
+            ("steps", "train steps", "{}"), ("best_val", "best val. loss", "{:.3g}"), ("train_s", "train s", "{:.0f}")]
     fwd_rows = [r for r in records if r["task"] == args.task]
     md = (f"# LE-PDE on {args.task} — CPU scale\n\n"
           f"Grid {res}{'' if burgers else f'x{res}'}, {T} frames (initial state + {T - 1} recorded), {in_frames} "
           f"frame(s) in, {n_roll} rolled out.  Training set {tr.shape[0]} trajectories (+4 validation), test set "
-          f"{te.shape[0]}, {epochs} epochs, batch 32, Adam {args.lr:g} cosine; LE-PDE multi-step horizon {horizon}, "
-          f"reconstruction weight 1, latent-consistency weight 0.1, latent dimension {lat}; the FNO is trained on "
-          f"one-step pairs and rolled out autoregressively.  Data generation {t_data:.0f} s.  The solver row "
+          f"{te.shape[0]}, batch 32, Adam {args.lr:g} cosine (steps per network in the table); LE-PDE multi-step "
+          f"horizon {horizon} (step weights {step_w or 'equal'}), reconstruction weight 1, latent-consistency weight "
+          f"{args.w_consistency:g}, latent dimension {lat}, norm {args.norm}, activation {args.act}; the FNO is "
+          f"trained on one-step pairs and rolled out autoregressively.  Data generation {t_data:.0f} s.  The "
+          f"diagnosis rows are per-frame errors over the rolled-out frames.  The solver row "
           f"re-runs the simulator from the last input frame (its error is its difference from the stored "
           f"trajectories, i.e. time-stepping restart effects)."
           + ("" if burgers else "  Reduced from the issue's 64x64 grid and FNO-data sizes (1000+ trajectories, "
              "hundreds of epochs) to fit the CPU budget.") + "\n\n" + md_table(fwd_rows, cols))
+    ns_inv = [r for r in records if r["task"] == "ns-inverse"]
+    if ns_inv:
+        md += ("\n\n## Inverse: the state at the rollout start from sparse noisy later frames\n\n"
+               f"{ns_inv[0]['setting']}\n\n"
+               + md_table(ns_inv, [("method", "method", None), ("iterations", "iterations", None),
+                                   ("state_rel_l2", "recovered state rel. L2", "{:.2%}"),
+                                   ("resimulated_rel_l2", "re-simulated frames rel. L2", "{:.2%}"),
+                                   ("time_s", "s / sample", "{:.2f}"), ("unknowns", "unknowns", "{:,}")]))
     inv_rows = [r for r in records if r["task"] == "burgers-inverse"]
     if inv_rows:
         md += ("\n\n## Inverse: low-mode initial condition from sparse noisy trajectory data\n\n"

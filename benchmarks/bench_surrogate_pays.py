@@ -2,15 +2,17 @@
 amortised inverse operators, beside MAP on the simulator, on the same test samples, in one run.
 
     python benchmarks/bench_surrogate_pays.py --task ns --model ns64-fno --n 10
-    python benchmarks/bench_surrogate_pays.py --task darcy --model darcy64-fno --amortized darcy64-vito --n 10
+    python benchmarks/bench_surrogate_pays.py --task darcy --amortized darcy64-vito darcy64-fno-sparse --n 50 \
+        --name amortized-darcy
 
 Samples: the harness's (``pdeinv.benchmark.samples``: 64², 3.05 % random points, 1 % noise, seed 0)
 with ``n_train=1000``, so the test samples (indices 1000, 1001, ...) follow the shipped models'
 training data (indices 0..999) and are never among them.  Rows: ``map`` (the task's MAP, L-BFGS to
 its gradient tolerance or ``--map-iter``), ``surrogate-map`` (L-BFGS through the surrogate, then
-``--refine`` simulator iterations), ``surrogate-only`` (stage 1 alone), ``amortized``.  Reported:
-rel. L2 of ``m`` (mean ± std), seconds per sample, simulator solves per sample, and the ratios to
-``map``.  Writes ``benchmarks/results/surrogate_pays-<task>.md/.json``.
+``--refine`` simulator iterations), ``surrogate-only`` (stage 1 alone), one ``amortized`` row per
+inverse operator.  Reported: rel. L2 of ``m`` (mean ± std; Darcy: also the pixel error rate at the
+threshold 7.5), seconds per sample, simulator solves per sample, network parameters, and the ratios
+to ``map``.  Writes ``benchmarks/results/<--name>.md/.json`` (default ``surrogate_pays-<task>``).
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from _common import md_table, write_results
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="ns")
-    p.add_argument("--model", required=True, help="a shipped forward surrogate (pdeinv models)")
-    p.add_argument("--amortized", default=None, help="a shipped inverse operator")
+    p.add_argument("--model", default=None, help="a shipped forward surrogate (pdeinv models); none: no surrogate rows")
+    p.add_argument("--amortized", nargs="+", default=[], help="shipped inverse operators (one row each)")
+    p.add_argument("--name", default=None, help="results file stem (default surrogate_pays-<task>)")
     p.add_argument("--n", type=int, default=10)
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--map-iter", type=int, default=None, help="MAP iteration cap (default: the task's)")
@@ -48,15 +51,19 @@ def main(argv=None):
     grid, problem = task.make(a.res)
     m_all, u_all = load_split(cfg, "test", a.n)
     map_opts = {} if a.map_iter is None else {"max_iter": a.map_iter}
-    methods = {"map": lambda: build("map", task, a.res, **map_opts),
-               "surrogate-only": lambda: build("surrogate-map", task, a.res, model=a.model, max_iter=a.sur_iter)}
-    for r in a.refine:
-        methods[f"surrogate-map+{r}"] = (lambda r=r: build("surrogate-map", task, a.res, model=a.model,
-                                                           max_iter=a.sur_iter, refine_iter=r))
-    if a.amortized:
-        methods["amortized"] = lambda: build("amortized", task, a.res, model=a.amortized)
+    methods = {"map": lambda: build("map", task, a.res, **map_opts)}
+    if a.model:
+        methods["surrogate-only"] = lambda: build("surrogate-map", task, a.res, model=a.model, max_iter=a.sur_iter)
+        for r in a.refine:
+            methods[f"surrogate-map+{r}"] = (lambda r=r: build("surrogate-map", task, a.res, model=a.model,
+                                                               max_iter=a.sur_iter, refine_iter=r))
+    for name in a.amortized:
+        methods[f"amortized {name}"] = lambda name=name: build("amortized", task, a.res, model=name)
     solvers = {k: f() for k, f in methods.items()}
-    rows = {k: {"err": [], "sec": [], "solves": []} for k in solvers}
+    params = {k: (s.model.n_parameters() if hasattr(getattr(s, "model", None), "n_parameters") else None)
+              for k, s in solvers.items()}
+    binary = a.task == "darcy"
+    rows = {k: {"err": [], "sec": [], "solves": [], "pix": [], "conv": []} for k in solvers}
     for i in range(a.n):
         s = make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1])
         for name, solver in solvers.items():
@@ -67,6 +74,10 @@ def main(argv=None):
             rows[name]["sec"].append(time.perf_counter() - t0)
             rows[name]["err"].append(float(metrics.relative_l2(res.m.reshape(s.m.shape).double(), s.m.double())))
             rows[name]["solves"].append(counted.calls)
+            if "converged" in res.info:
+                rows[name]["conv"].append(bool(res.info["converged"]))
+            if binary:
+                rows[name]["pix"].append(float(metrics.error_rate(res.m.reshape(s.m.shape).double(), s.m.double())))
     ref = rows["map"]
     recs = []
     for name, r in rows.items():
@@ -74,18 +85,25 @@ def main(argv=None):
         recs.append({"method": name, "err_mean": 100 * e.mean(), "err_std": 100 * e.std(ddof=1) if len(e) > 1 else 0.0,
                      "sec": t.mean(), "solves": float(np.mean(r["solves"])),
                      "err_ratio": e.mean() / np.mean(ref["err"]), "speedup": np.mean(ref["sec"]) / t.mean(),
-                     "errors": r["err"], "seconds": r["sec"]})
+                     "errors": r["err"], "seconds": r["sec"], "params": params[name],
+                     "converged": f"{sum(r['conv'])}/{len(r['conv'])}" if r["conv"] else ""})
+        if binary:
+            recs[-1].update(pix_mean=100 * np.mean(r["pix"]), pix_std=100 * np.std(r["pix"], ddof=1) if len(e) > 1 else 0.0,
+                            pixel_errors=r["pix"])
     cols = [("method", "method", "{}"), ("err_mean", "rel. L2 % (mean)", "{:.2f}"), ("err_std", "± std", "{:.2f}"),
             ("err_ratio", "error / map", "{:.3f}"), ("sec", "s / sample", "{:.3g}"),
-            ("speedup", "speed-up vs map", "{:.1f}×"), ("solves", "simulator solves / sample", "{:.0f}")]
+            ("speedup", "speed-up vs map", "{:.1f}×"), ("solves", "simulator solves / sample", "{:.0f}"),
+            ("params", "parameters", "{:,}"), ("converged", "converged (gtol)", "{}")]
+    if binary:
+        cols[3:3] = [("pix_mean", "pixel error % (mean)", "{:.2f}"), ("pix_std", "± std", "{:.2f}")]
     md = (f"# Surrogates against the simulator: {a.task} inverse at {a.res}², {a.n} test samples\n\n"
           f"Forward surrogate `{a.model}` (stage 1: {a.sur_iter} L-BFGS iterations through it), refined by the "
-          f"given number of simulator L-BFGS iterations; amortised operator `{a.amortized}`. Samples: the "
+          f"given number of simulator L-BFGS iterations; amortised operators {a.amortized}. Samples: the "
           "harness's (3.05 % random points, 1 % noise, seed 0), indices after the shipped models' 1000 "
           "training samples. Simulator solves count forward solves (each gradient adds one adjoint).\n\n"
           + md_table(recs, cols) + "\n\nCommand: `python benchmarks/bench_surrogate_pays.py "
           + " ".join(argv if argv is not None else __import__("sys").argv[1:]) + "`\n")
-    write_results(f"surrogate_pays-{a.task}", recs, md, meta=vars(a))
+    write_results(a.name or f"surrogate_pays-{a.task}", recs, md, meta=vars(a))
     print(md)
 
 

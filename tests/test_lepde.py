@@ -117,7 +117,9 @@ def test_windows_and_loss_terms():
 
 def test_save_load_round_trip(tmp_path):
     u = _trajectories()
-    for m in (_small(), LEPDE([16, 16], in_frames=2, latent_dim=16, width=4, n_down=2, n_static=1)):
+    for m in (_small(), LEPDE([16, 16], in_frames=2, latent_dim=16, width=4, n_down=2, n_static=1),
+              LEPDE([16, 16], in_frames=2, latent_dim=16, width=4, n_down=2, n_static=1, norm="group",
+                    activation="elu")):
         if m.spatial_dim == 1:
             m.fit_normalizers(u)
             hist, params = u[:, :1], None
@@ -129,3 +131,22 @@ def test_save_load_round_trip(tmp_path):
         assert isinstance(m2, LEPDE) and m2.spatial_dim == m.spatial_dim
         with torch.no_grad():
             assert torch.equal(m.eval()(hist, 3, params=params), m2(hist, 3, params=params))
+
+
+def test_paper_options_and_step_weights():
+    """norm="group" / activation="elu" (the authors' NS settings) build GroupNorm + ELU layers; bad values are refused;
+    step weights (1, 0, ...) make the multi-step term the first step's alone."""
+    m = LEPDE([16, 16], in_frames=1, latent_dim=8, width=4, n_down=2, norm="group", activation="elu")
+    kinds = {type(x).__name__ for x in m.modules()}
+    assert {"GroupNorm", "ELU"} <= kinds and "GELU" not in kinds
+    assert "GroupNorm" not in {type(x).__name__ for x in LEPDE([16, 16], latent_dim=8, width=4, n_down=2).modules()}
+    with pytest.raises(ValueError, match="norm"):
+        LEPDE([16, 16], norm="batch")
+    with pytest.raises(ValueError, match="activation"):
+        LEPDE([16, 16], activation="tanh")
+    u = torch.randn(3, 5, 1, 16, 16)
+    m.fit_normalizers(u)
+    hist, fut = u[:, :1], u[:, 1:4]
+    w1 = lepde_loss(m, (hist, fut), w_recon=0, w_consistency=0, step_weights=[1, 0, 0])
+    first = lepde_loss(m, (hist, fut[:, :1]), w_recon=0, w_consistency=0)
+    assert torch.allclose(w1, first, rtol=1e-5)

@@ -263,6 +263,9 @@ def train_nio(args) -> int:
 def train_lepde(args) -> int:
     """``pdeinv train lepde --data ns_long.nc [-O in_frames=10 -O horizon=4 -O latent_dim=128 ...]``.
 
+    ``-O step_weights=[1,0.1,0.1,0.1]`` weights the multi-step loss per step (one entry per horizon step),
+    ``-O norm=group -O activation=elu`` give the authors' NS encoder/decoder.
+
     The dataset's state must be a time series ``u (N, T, C, *grid)``; the unknown ``m`` (initial state)
     is prepended as frame 0 when it has the state's shape.
     """
@@ -278,9 +281,12 @@ def train_lepde(args) -> int:
     if tuple(m.shape[1:]) == tuple(u.shape[2:]):
         u = torch.cat([m[:, None], u], 1)
     opts = parse_options(args.option)
-    check_options(opts, "lepde", LEPDE, extra=("in_frames", "horizon", "w_consistency"))
+    check_options(opts, "lepde", LEPDE, extra=("in_frames", "horizon", "w_consistency", "step_weights"))
     in_frames, horizon = int(opts.pop("in_frames", 1)), int(opts.pop("horizon", 4))
     w_cons = float(opts.pop("w_consistency", 1.0))
+    step_weights = opts.pop("step_weights", None)       # the authors' NS runs: [1, 0.1, 0.1, 0.1]
+    if step_weights is not None and len(step_weights) != horizon:
+        raise ValueError(f"-O step_weights has {len(step_weights)} entries; expected horizon = {horizon}")
     u = u[:_n_train(args, u.shape[0])]
     n_val = max(1, int(round(args.val_fraction * u.shape[0])))
     if n_val >= u.shape[0]:
@@ -292,7 +298,7 @@ def train_lepde(args) -> int:
     prepare_checkpoint(args, out, ds, model, tr.shape[0])
 
     def loss_fn(mod, batch):
-        return lepde_loss(mod, batch, w_consistency=w_cons)
+        return lepde_loss(mod, batch, w_consistency=w_cons, step_weights=step_weights)
 
     hist = train(model, TrajectoryWindows(tr, in_frames, horizon), TrajectoryWindows(va, in_frames, horizon),
                  loss_fn=loss_fn, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -48,6 +48,15 @@ from torch.utils.data import Dataset
 from pdeinv.surrogates.base import Normalizer, Surrogate
 
 
+#: ``activation=`` choices (the authors' NS runs use ELU, ``act_name=elu``)
+ACTIVATIONS = {"gelu": nn.GELU, "elu": nn.ELU, "relu": nn.ReLU}
+
+
+def _groups(c: int) -> int:
+    """Groups for GroupNorm over ``c`` channels: 4 channels a group (at least one group)."""
+    return max(1, c // 4)
+
+
 def _res(resolution, ndim):
     r = [int(v) for v in (resolution if isinstance(resolution, (list, tuple)) else [resolution] * ndim)]
     if len(r) != ndim:
@@ -58,6 +67,9 @@ def _res(resolution, ndim):
 class LEPDE(Surrogate):
     """``LEPDE(resolution, ndim=2, in_channels=1, in_frames=1, latent_dim=128, width=16, n_down=3, ...)``.
 
+    ``norm="group"`` puts GroupNorm after each encoder/decoder convolution and ``activation="elu"``
+    swaps GELU for ELU: the authors' NS settings (``normalization_type=gn``, ``act_name=elu``).
+
     ``model(history, n_steps=1, params=None)`` -> ``(B, n_steps, C, *grid)``: the
     next ``n_steps`` frames after ``history`` ``(B, in_frames, C, *grid)``,
     physical units; ``params`` ``(B, n_static)`` for conditioned systems.
@@ -65,31 +77,40 @@ class LEPDE(Surrogate):
 
     def __init__(self, resolution, ndim: Optional[int] = None, in_channels: int = 1, in_frames: int = 1, latent_dim: int = 128,
                  width: int = 16, n_down: int = 3, n_static: int = 0, static_dim: int = 16, evo_width: int = 256,
-                 evo_layers: int = 3, seed: int = 0):
+                 evo_layers: int = 3, seed: int = 0, norm: str = "none", activation: str = "gelu"):
         if ndim is None:
             ndim = len(resolution) if isinstance(resolution, (list, tuple)) else 2
         ndim = int(ndim)
         if ndim not in (1, 2):
             raise ValueError(f"LEPDE supports ndim 1 or 2; got {ndim}")
         res = _res(resolution, ndim)
+        if norm not in ("none", "group"):
+            raise ValueError(f"norm must be 'none' or 'group'; got {norm!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
         if any(r % 2 ** int(n_down) for r in res):
             raise ValueError(f"resolution {res} must be divisible by 2^n_down = {2 ** int(n_down)}")
         # the spatial dimension is len(resolution): stored that way so checkpoints rebuild it
         super().__init__(resolution=res, in_channels=int(in_channels),
                          in_frames=int(in_frames), latent_dim=int(latent_dim), width=int(width), n_down=int(n_down),
                          n_static=int(n_static), static_dim=int(static_dim), evo_width=int(evo_width),
-                         evo_layers=int(evo_layers), seed=int(seed))
+                         evo_layers=int(evo_layers), seed=int(seed), norm=str(norm), activation=str(activation))
         Conv = nn.Conv1d if ndim == 1 else nn.Conv2d
         ConvT = nn.ConvTranspose1d if ndim == 1 else nn.ConvTranspose2d
         C, w, nd = int(in_channels), int(width), int(n_down)
         self.spatial_dim = ndim
         self.param_normalizer = Normalizer(max(int(n_static), 1))
+        Act = ACTIVATIONS[activation]
+
+        def normed(c):          # the authors' "gn": GroupNorm after each convolution of the encoder/decoder
+            return [nn.GroupNorm(_groups(c), c)] if norm == "group" else []
+
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            enc = [Conv(C * int(in_frames), w, 3, padding=1), nn.GELU()]
+            enc = [Conv(C * int(in_frames), w, 3, padding=1), *normed(w), Act()]
             c = w
             for _ in range(nd):
-                enc += [Conv(c, 2 * c, 4, stride=2, padding=1), nn.GELU()]
+                enc += [Conv(c, 2 * c, 4, stride=2, padding=1), *normed(2 * c), Act()]
                 c *= 2
             self.coarse = [r // 2 ** nd for r in res]
             self.c_coarse = c
@@ -98,15 +119,15 @@ class LEPDE(Surrogate):
             self.dec_fc = nn.Linear(int(latent_dim), flat)
             dec = []
             for _ in range(nd):
-                dec += [nn.GELU(), ConvT(c, c // 2, 4, stride=2, padding=1)]
+                dec += [*normed(c), Act(), ConvT(c, c // 2, 4, stride=2, padding=1)]
                 c //= 2
-            self.decoder = nn.Sequential(*dec, nn.GELU(), Conv(c, C, 3, padding=1))
+            self.decoder = nn.Sequential(*dec, *normed(c), Act(), Conv(c, C, 3, padding=1))
             sd = int(static_dim) if int(n_static) > 0 else 0
-            self.static = (nn.Sequential(nn.Linear(int(n_static), sd), nn.GELU(), nn.Linear(sd, sd))
+            self.static = (nn.Sequential(nn.Linear(int(n_static), sd), Act(), nn.Linear(sd, sd))
                            if sd else None)
             layers, d_in = [], int(latent_dim) + sd
             for i in range(int(evo_layers)):
-                layers += [nn.Linear(d_in if i == 0 else int(evo_width), int(evo_width)), nn.GELU()]
+                layers += [nn.Linear(d_in if i == 0 else int(evo_width), int(evo_width)), Act()]
             layers.append(nn.Linear(int(evo_width), int(latent_dim)))
             self.evolution = nn.Sequential(*layers)
 
