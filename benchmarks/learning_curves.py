@@ -77,10 +77,21 @@ def _plot(name, x, ys, ylabel):
     plt.close(fig)
 
 
+def _checkpoint_entry(a):
+    """What the curve needs of a manifest entry, from an unshipped checkpoint (``--checkpoint``)."""
+    from pdeinv.nn.base import read_checkpoint
+    ck = read_checkpoint(a.checkpoint, map_location="cpu")
+    on = ck.get("trained_on") or {}
+    on = json.loads(on) if isinstance(on, str) else on
+    return {"class": ck["class"], "task": on.get("task"), "mode": on.get("mode"), "res": on.get("grid", {}).get("n", ["?"])[0],
+            "n_train": on.get("n_train"), "data": a.data_note or [str(on.get("data"))],
+            "steps_per_epoch": on.get("steps_per_epoch", 1)}
+
+
 def surrogate_curve(a):
     from pdeinv.nn import pretrained
-    e = pretrained.info(a.name)
-    spe = e["steps"] // max(1, e["epochs"]) if e.get("epochs") else 1
+    e = _checkpoint_entry(a) if a.checkpoint else pretrained.info(a.name)
+    spe = e.get("steps_per_epoch") or (e["steps"] // max(1, e["epochs"]) if e.get("epochs") else 1)
     log = read_log(a.log)
     steps = [int(r["epoch"]) * spe for r in log]
     rows = [{"epoch": int(r["epoch"]), "steps": s, "train_loss": r["train_loss"], "val_loss": r.get("val_loss")}
@@ -97,7 +108,8 @@ def surrogate_curve(a):
           + md_table(rows[::max(1, len(rows) // 15)] + [rows[-1]],
                      [("epoch", "epoch", "{}"), ("steps", "steps", "{}"), ("train_loss", "train loss", "{:.4f}"),
                       ("val_loss", "held-out rel. L2", "{:.4f}")])
-          + f"\n\nCommand: `python benchmarks/learning_curves.py surrogate {a.name} --log <its training log>`\n")
+          + f"\n\nCommand: `python benchmarks/learning_curves.py surrogate {a.name} --log <its training log>"
+          + (" --checkpoint <its checkpoint>" if a.checkpoint else "") + "`\n")
     _write(a.name, rows, md, {"plateau_step": at, "best": best, "last": last})
     _plot(a.name, steps, {"train": [r["train_loss"] for r in rows], "held-out": [r["val_loss"] for r in rows]},
           "relative L2")
@@ -188,6 +200,8 @@ def main(argv=None):
     p.add_argument("kind", choices=["surrogate", "prior"])
     p.add_argument("name")
     p.add_argument("--log")
+    p.add_argument("--checkpoint", default=None, help="surrogate: an unshipped run's checkpoint (NAME names the curve)")
+    p.add_argument("--data-note", action="append", default=None, help="with --checkpoint: its data commands")
     p.add_argument("--task", default="darcy")
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--snapshots", nargs="+", default=[])
