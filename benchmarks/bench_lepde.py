@@ -362,7 +362,8 @@ def main(argv=None):
                                                    ("time_per_iter_s", "s / iteration", "{:.2e}")]))
     md += f"\n\nPublished claim: {PUBLISHED}\n"
     write_results(name, records, md, meta={"task": args.task, "res": res, "in_frames": in_frames,
-                                            "n_train": tr.shape[0], "n_test": te.shape[0], "epochs": epochs})
+                                            "n_train": tr.shape[0], "n_test": te.shape[0], "steps": args.steps,
+                                            "argv": argv if argv is not None else sys.argv[1:]})
     print(md)
 
 
