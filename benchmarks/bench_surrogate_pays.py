@@ -29,7 +29,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="ns")
     p.add_argument("--model", default=None, help="a shipped forward surrogate (pdeinv models); none: no surrogate rows")
-    p.add_argument("--amortized", nargs="+", default=[], help="shipped inverse operators (one row each)")
+    p.add_argument("--amortized", nargs="+", default=[],
+                   help="shipped inverse operators (one row each); NAME+N adds N simulator MAP iterations from its answer")
     p.add_argument("--name", default=None, help="results file stem (default surrogate_pays-<task>)")
     p.add_argument("--n", type=int, default=10)
     p.add_argument("--res", type=int, default=64)
@@ -57,11 +58,13 @@ def main(argv=None):
         for r in a.refine:
             methods[f"surrogate-map+{r}"] = (lambda r=r: build("surrogate-map", task, a.res, model=a.model,
                                                                max_iter=a.sur_iter, refine_iter=r))
-    for name in a.amortized:
-        methods[f"amortized {name}"] = lambda name=name: build("amortized", task, a.res, model=name)
+    for spec in a.amortized:      # NAME or NAME+N: N MAP iterations on the simulator from the network's answer
+        name, _, n_ref = spec.partition("+")
+        methods[f"amortized {spec}"] = (lambda name=name, n_ref=n_ref: build(
+            "amortized", task, a.res, model=name, **({"refine_iter": int(n_ref)} if n_ref else {})))
     solvers = {k: f() for k, f in methods.items()}
-    params = {k: (s.model.n_parameters() if hasattr(getattr(s, "model", None), "n_parameters") else None)
-              for k, s in solvers.items()}
+    params = {k: (v.model.n_parameters() if hasattr(getattr(v, "model", None), "n_parameters") else None)
+              for k, v in solvers.items()}
     binary = a.task == "darcy"
     rows = {k: {"err": [], "sec": [], "solves": [], "pix": [], "conv": []} for k in solvers}
     for i in range(a.n):

@@ -185,3 +185,30 @@ def test_sparse_vito_inverts_scattered_points_from_the_cli(tmp_path):
             Amortized(model)(obs(u[:1]), None)
     finally:
         torch.set_num_threads(n)
+
+
+def test_amortized_refinement_is_map_from_the_network_answer():
+    """`build("amortized", ..., refine_iter=N)`: N MAP iterations with the task's prior and bounds on the true simulator,
+    started from the operator's answer pulled inside the bounds, i.e. exactly MAP(m0=that start, max_iter=N); the MAP
+    objective falls from the start, the network's own answer is kept, and N < 0 or a missing forward model is refused."""
+    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
+    from pdeinv.solvers import MAP, build
+    from pdeinv.tasks import TASKS
+    task = TASKS["darcy"]
+    grid, problem = task.make(16)
+    a = task.sample_m(grid, 1, seed=5)
+    obs = PointObservation.random(grid, fraction=0.25, seed=6)
+    fwd = ForwardModel(problem, obs, GaussianNoise(relative=0.01))
+    y = fwd(a, seed=7)
+    model = ViTO(2, 1, out_size=16, width=4, depth=2, embed_dim=8, n_heads=2, n_layers=1, sparse=True)
+    model.fit_normalizers(torch.randn(4, 2, 16, 16), a.float().expand(4, -1, -1, -1) + torch.randn(4, 1, 16, 16))
+    res = build("amortized", task, 16, model=model, refine_iter=5)(y, fwd)
+    start = res.m_network.clamp(3.0 + 0.09, 12.0 - 0.09)
+    ref = MAP(**task.map_options, max_iter=5)(y, fwd, m0=start)
+    assert torch.allclose(res.m, ref.m, atol=1e-10) and res.info["refine_iterations"] == ref.info["iterations"]
+    assert res.history["loss"][-1] < res.history["loss"][0]
+    assert torch.allclose(res.m_network, Amortized(model)(y, fwd).m)
+    with pytest.raises(ValueError, match="refine_iter"):
+        Amortized(model, refine_iter=-1)
+    with pytest.raises(ValueError, match="forward model"):
+        Amortized(model, refine_iter=2)(y, None)

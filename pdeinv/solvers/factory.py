@@ -157,11 +157,12 @@ def _build_surrogate_map(task, res, mode, model, options):
 
 def _build_amortized(task, res, mode, model, options):
     from pdeinv.solvers.amortized import Amortized
-    return Amortized(model, **options)
+    d = {k: v for k, v in _map_defaults(task).items() if k in ("prior", "weight", "bounds", "positive")}
+    return Amortized(model, map_args=d, **options)
 
 
 #: options of a solver that are not the caller's to give (the network itself)
-_NOT_OPTIONS = ("self", "args", "kwargs", "prior")
+_NOT_OPTIONS = ("self", "args", "kwargs", "prior", "map_args")
 
 #: flat spellings of the guidance weights (``--opt pde_weight=0`` = ``--opt weights={"pde": 0}``)
 WEIGHT_ALIASES = {"obs_weight": "obs", "pde_weight": "pde"}
