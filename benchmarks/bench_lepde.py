@@ -102,8 +102,8 @@ def ns_latent_inverse(args, task, res, lepde, te, in_frames):
     optimisation over LE-PDE's latent vector vs MAP through the simulator (see the module docstring)."""
     from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
     from pdeinv.solvers import MAP
-    grid, _ = task.make(res)
-    times = task.make(res)[1].record_times
+    grid, full = task.make(res)
+    times = full.record_times
     t_start = 0.0 if in_frames == 1 else times[in_frames - 2]
     _, solver = task.make(res, record_times=[t - t_start for t in times[in_frames - 1:]])
     n_roll = te.shape[1] - in_frames
