@@ -19,6 +19,14 @@ import numpy as np
 import torch
 
 
+def forward_errors(model, x, y, batch: int = 20):
+    """Per-sample rel. L2 of ``model(x)`` against ``y`` (no gradients, in batches)."""
+    from pdeinv import metrics
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + batch].float()) for i in range(0, x.shape[0], batch)]).double()
+    return metrics.relative_l2(pred, y.double()).numpy()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
@@ -44,9 +52,7 @@ def main(argv=None):
     x, y = operator_pairs(ds, mode, a.time_index)
     errs, pix = [], []
     if a.sparse is None:
-        with torch.no_grad():
-            pred = torch.cat([model(x[i:i + 20].float()) for i in range(0, x.shape[0], 20)]).double()
-        errs = metrics.relative_l2(pred, y.double()).numpy()
+        errs = forward_errors(model, x, y)
     else:
         grid = grid_of(ds)
         solver = Amortized(model)

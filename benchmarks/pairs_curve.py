@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from _common import RESULTS, _atomic_write, git_commit, machine_info, md_table
+from eval_operator import forward_errors
 
 
 def main(argv=None):
@@ -26,7 +27,6 @@ def main(argv=None):
     p.add_argument("--note", default="", help="how the runs were trained (goes into the results file)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    from pdeinv import metrics
     from pdeinv.data.io import load_dataset
     from pdeinv.nn import pretrained
     from pdeinv.nn.base import read_checkpoint
@@ -44,9 +44,7 @@ def main(argv=None):
             hist = json.loads(tr.get("history", "{}"))
             on = model.trained_on or {}
             steps = len(hist.get("epoch", [])) * int(on.get("steps_per_epoch", 0))
-        with torch.no_grad():
-            pred = torch.cat([model(x[i:i + 20].float()) for i in range(0, x.shape[0], 20)]).double()
-        e = metrics.relative_l2(pred, y.double()).numpy()
+        e = forward_errors(model, x, y)
         rows.append({"n_train": int(n), "steps": steps, "rel_l2": float(e.mean()), "rel_l2_std": float(e.std(ddof=1)),
                      "checkpoint": ck.split("/")[-1]})
     rows.sort(key=lambda r: r["n_train"])

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="forward: m -> u; inverse: u -> m")
     parser.add_argument("--sparse", type=float, default=None, metavar="FRACTION",
                         help="sparse-observation baseline: input = values at this fraction of random nodes "
-                             "(fresh set per sample) + mask channel")
+                             "(a new set per sample and epoch; --fixed-masks: one per sample) + mask channel")
     parser.add_argument("--fixed-masks", action="store_true",
                         help="with --sparse: one random point set per training sample, drawn once (default: a new "
                              "set every epoch)")
