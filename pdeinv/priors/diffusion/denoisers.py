@@ -204,13 +204,17 @@ class EDMDenoiser(Network):
                  noise="white", schedule: Optional[dict] = None, channel_names: Optional[Sequence[str]] = None,
                  ndim: int = 2, seed: int = 0, guidance_weights: Optional[dict] = None, train_res: Optional[int] = None,
                  ema_decay: Optional[float] = 0.995, in_channels: Optional[int] = None,
-                 out_channels: Optional[int] = None):
+                 out_channels: Optional[int] = None, gaussian_skip: Optional[str] = None):
         for k, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v is not None and int(v) != int(channels):   # (kept in the config by the Surrogate base)
                 raise ValueError(f"{k}={v} differs from channels={channels}")
         if arch not in ARCHS:
             raise ValueError(f"unknown denoiser architecture {arch!r}; expected one of {sorted(ARCHS)}")
         noise_obj = make_noise(noise)
+        if gaussian_skip not in (None, "spectral"):
+            raise ValueError(f"gaussian_skip must be None or 'spectral'; got {gaussian_skip!r}")
+        if gaussian_skip and noise_obj.kind != "grf":
+            raise ValueError("gaussian_skip='spectral' needs GRF noise (noise='grf'): its basis diagonalises K")
         channel_names = list(channel_names) if channel_names is not None else [f"c{i}" for i in range(channels)]
         if len(channel_names) != int(channels):
             raise ValueError(f"channel_names {channel_names} do not match channels={channels}")
@@ -218,7 +222,7 @@ class EDMDenoiser(Network):
                          arch_kwargs=dict(arch_kwargs or {}), noise=noise_obj.to_dict(),
                          schedule=EDMSchedule(**(schedule or {})).to_dict(), channel_names=channel_names, ndim=int(ndim),
                          seed=int(seed), guidance_weights=dict(guidance_weights or {}), train_res=train_res,
-                         ema_decay=ema_decay)
+                         ema_decay=ema_decay, **({"gaussian_skip": gaussian_skip} if gaussian_skip else {}))
         self.noise = noise_obj
         self.schedule = EDMSchedule(**(schedule or {}))
         # marks the convention (normalised std = sigma_data, per-block noise embedding); see load_state_dict
@@ -226,6 +230,11 @@ class EDMDenoiser(Network):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             self.net = ARCHS[arch](int(channels), **(arch_kwargs or {}))
+        self.gaussian = None
+        if gaussian_skip:
+            from pdeinv.priors.diffusion.spectral import SpectralGaussian
+            self.gaussian = SpectralGaussian(int(channels))
+            _zero_output(self.net)          # an untrained model is exactly the fitted Gaussian
         self.ema_net = None
         if ema_decay is not None:
             if not 0 < float(ema_decay) < 1:
@@ -300,6 +309,8 @@ class EDMDenoiser(Network):
     def fit_normalizers(self, inputs: torch.Tensor, outputs=None) -> "EDMDenoiser":
         self.input_normalizer.fit(inputs)
         self.output_normalizer.fit(inputs)
+        if self.gaussian is not None:
+            self.gaussian.fit(self.encode(inputs.to(torch.float64)), self.noise)
         return self
 
     # ------------------------------------------------------------------ denoising
@@ -315,7 +326,8 @@ class EDMDenoiser(Network):
         zf, sf = z.float(), s.float()
         net = self.ema_net if (self.ema_net is not None and not self.training) else self.net
         Fx = net(sch.c_in(sf) * zf, sch.c_noise(sf.reshape(-1)))
-        return (sch.c_skip(s) * z + sch.c_out(s) * Fx.to(z.dtype))
+        skip = sch.c_skip(s) * z if self.gaussian is None else self.gaussian.denoise(z, s.reshape(-1), self.noise)
+        return skip + sch.c_out(s) * Fx.to(z.dtype)
 
     def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Denoise a physical field ``x`` at normalised noise level ``sigma`` (default ``sigma_min``)."""
@@ -325,6 +337,19 @@ class EDMDenoiser(Network):
 
     def network(self, z):  # Surrogate interface: denoise a nearly clean field
         return self.denoise(z, self.schedule.sigma_min)
+
+
+def _zero_output(net: nn.Module) -> None:
+    """Zero the last layer of a denoiser network (``F_theta = 0`` at initialisation)."""
+    if hasattr(net, "uno"):
+        last = net.uno.projection.fcs[-1]
+    elif isinstance(getattr(net, "out", None), nn.Conv2d):
+        last = net.out
+    else:
+        raise ValueError(f"do not know the output layer of {type(net).__name__}")
+    nn.init.zeros_(last.weight)
+    if last.bias is not None:
+        nn.init.zeros_(last.bias)
 
 
 register_network("diffusion", EDMDenoiser)

@@ -43,6 +43,10 @@ class WhiteNoise:
         """``K^{-1} g``."""
         return g
 
+    def basis_inverse(self, spatial: Sequence[int], like: torch.Tensor) -> list:
+        """Per axis, the left inverse of the basis (``(K_d, n_d)``; zero columns on the boundary for ``"zero"``)."""
+        return self.field(spatial)._mats("_phiinv", like)
+
     def covariance(self, spatial: Sequence[int], dtype=torch.float64) -> torch.Tensor:
         """Dense ``(N, N)`` covariance of one channel."""
         n = int(torch.tensor(list(spatial)).prod())
@@ -62,8 +66,10 @@ class GRFNoise:
     ----------
     alpha, tau : smoothness and inverse length scale (default 1, 3: rougher than
         the benchmark laws, whose alpha is 2, so noise dominates every mode).
-    bc : ``"dirichlet"`` (node grids with boundary nodes; cosine basis, full rank)
-        or ``"periodic"`` (Fourier basis).
+    bc : ``"dirichlet"`` (node grids with boundary nodes; cosine basis, full rank),
+        ``"zero"`` (node grids, sine basis: noise that vanishes on the boundary, for data that do, e.g.
+        the Helmholtz source; ``K`` is singular there and :meth:`apply_prec` is its pseudo-inverse on the
+        interior) or ``"periodic"`` (Fourier basis).
     """
 
     kind = "grf"
@@ -71,8 +77,8 @@ class GRFNoise:
     def __init__(self, alpha: float = 1.0, tau: float = 3.0, bc: str = "dirichlet"):
         if not (alpha > 0 and tau > 0):
             raise ValueError(f"GRF noise needs alpha > 0 and tau > 0; got alpha={alpha}, tau={tau}")
-        if bc not in ("dirichlet", "periodic"):
-            raise ValueError(f"bc must be 'dirichlet' or 'periodic'; got {bc!r}")
+        if bc not in ("dirichlet", "zero", "periodic"):
+            raise ValueError(f"bc must be 'dirichlet', 'zero' or 'periodic'; got {bc!r}")
         self.alpha, self.tau, self.bc = float(alpha), float(tau), bc
         self._cache = {}
 
@@ -80,8 +86,9 @@ class GRFNoise:
         """The normalised GRF on a grid of this spatial shape (cached)."""
         spatial = tuple(int(s) for s in spatial)
         if spatial not in self._cache:
-            grid = Grid1D(spatial[0], bc=self.bc) if len(spatial) == 1 else Grid2D(spatial, bc=self.bc)
-            basis = "fourier" if self.bc == "periodic" else "cosine"
+            gbc = "dirichlet" if self.bc == "zero" else self.bc
+            grid = Grid1D(spatial[0], bc=gbc) if len(spatial) == 1 else Grid2D(spatial, bc=gbc)
+            basis = {"periodic": "fourier", "zero": "sine"}.get(self.bc, "cosine")
             grf = GaussianRandomField(grid, alpha=self.alpha, tau=self.tau, basis=basis)
             phis = grf._mats("_phi", torch.empty(0, dtype=torch.float64))
             lam = grf.eigenvalues
@@ -116,21 +123,22 @@ class GRFNoise:
     def apply_prec(self, g: torch.Tensor) -> torch.Tensor:
         r"""``K^{-1} g`` on the trailing spatial axes: with ``K g = \Phi_0 (\Phi_0^T g \Phi_1 \circ \lambda)
         \Phi_1^T`` (2-D; ``g \Phi \Lambda \Phi^T`` in 1-D) the inverse is ``\Phi_0^{-T} ((\Phi_0^{-1} g
-        \Phi_1^{-T}) / \lambda) \Phi_1^{-1}``; the basis inverses are cached per grid (the basis is square and
-        full rank, not orthonormal)."""
+        \Phi_1^{-T}) / \lambda) \Phi_1^{-1}`` with the field's basis inverses (the cosine and Fourier bases are
+        square and full rank, not orthonormal; for ``bc="zero"`` the sine basis is inverted on the interior
+        nodes, so this is the pseudo-inverse of the singular ``K``)."""
         spatial = tuple(g.shape[2:])
         grf = self.field(spatial)
-        key = ("inv", spatial)
-        if key not in self._cache:
-            phis = grf._mats("_phi", torch.empty(0, dtype=torch.float64))
-            self._cache[key] = [torch.linalg.inv(p) for p in phis]
-        inv = [p.to(dtype=g.dtype, device=g.device) for p in self._cache[key]]
+        inv = self.basis_inverse(spatial, g)
         lam = grf.eigenvalues.to(dtype=g.dtype, device=g.device)
         if len(spatial) == 1:
             c = (g @ inv[0].T) / lam
             return c @ inv[0]
         c = inv[0] @ g @ inv[1].T / lam
         return inv[0].T @ c @ inv[1]
+
+    def basis_inverse(self, spatial: Sequence[int], like: torch.Tensor) -> list:
+        """Per axis, the left inverse of the basis (``(K_d, n_d)``; zero columns on the boundary for ``"zero"``)."""
+        return self.field(spatial)._mats("_phiinv", like)
 
     def covariance(self, spatial: Sequence[int], dtype=torch.float64) -> torch.Tensor:
         """Dense ``(N, N)`` covariance of one channel (small grids)."""
