@@ -36,7 +36,10 @@ def main(argv=None):
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--map-iter", type=int, default=None, help="MAP iteration cap (default: the task's)")
     p.add_argument("--sur-iter", type=int, default=200)
-    p.add_argument("--refine", type=int, nargs="+", default=[10, 30])
+    p.add_argument("--refine", type=int, nargs="*", default=[10, 30])
+    p.add_argument("--corrections", type=int, nargs="*", default=[],
+                   help="rows surrogate+dcK: K defect corrections (one simulator solve each) after stage 1")
+    p.add_argument("--correction-iter", type=int, default=30, help="surrogate L-BFGS iterations per correction")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -58,6 +61,10 @@ def main(argv=None):
         for r in a.refine:
             methods[f"surrogate-map+{r}"] = (lambda r=r: build("surrogate-map", task, a.res, model=a.model,
                                                                max_iter=a.sur_iter, refine_iter=r))
+        for k in a.corrections:
+            methods[f"surrogate+dc{k}"] = (lambda k=k: build("surrogate-map", task, a.res, model=a.model,
+                                                             max_iter=a.sur_iter, corrections=k,
+                                                             correction_iter=a.correction_iter))
     for spec in a.amortized:      # NAME or NAME+N: N MAP iterations on the simulator from the network's answer
         name, _, n_ref = spec.partition("+")
         methods[f"amortized {spec}"] = (lambda name=name, n_ref=n_ref: build(
