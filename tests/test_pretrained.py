@@ -229,3 +229,46 @@ def test_shipped_inverse_operator_reproduces_its_recorded_error(name, tmp_path):
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         m_cli = torch.as_tensor(np.asarray(ds["m"].values)).reshape(1, 1, *grid.shape)
     assert torch.allclose(m_cli.double(), solver(y, fwd).m.double(), atol=1e-4)
+
+
+def _law_filter(model, task, grid):
+    """The exact Wiener filter of the task's GRF law in the model's normalised units (a SpectralGaussian holding
+    the law's eigenvalues; exact against the dense formula in tests/test_spectral_gaussian.py)."""
+    from pdeinv.physics.fields import GaussianRandomField
+    from pdeinv.priors.diffusion.spectral import SpectralGaussian
+    prior = task.map_options["prior"]
+    law = prior.field(grid.shape)
+    assert isinstance(law, GaussianRandomField)
+    a, b = float(model.input_normalizer.mean[0]), float(model.input_normalizer.std[0])
+    f = model.schedule.sigma_data / b
+    g = SpectralGaussian(1)
+    g.grid_shape = torch.tensor(list(grid.shape))
+    g.mean = g.coefficients(torch.full((1, 1, *grid.shape), (law.mean - a) * f, dtype=torch.float64),
+                            model.noise)[0].float()
+    g.cov = (law.eigenvalues * f * f)[..., None, None].float()
+    g._eig = {}
+    return g
+
+
+GRF_PRIORS = [n for n in SHIPPED if pretrained.info(n)["kind"] == "prior"
+              and pretrained.info(n).get("task") in ("poisson", "helmholtz", "ns")]
+
+
+@pytest.mark.parametrize("name", GRF_PRIORS or [pytest.param(None, marks=pytest.mark.skip("no GRF prior shipped"))])
+def test_shipped_grf_prior_denoises_like_the_exact_law(name):
+    """On fresh law draws, noised at three levels, the shipped prior's denoiser is close to the law's exact
+    posterior mean: its distance to it is below a tenth of the untrained EDM skip's (c_skip z)."""
+    from pdeinv.tasks import get_task
+    e = pretrained.info(name)
+    task = get_task(e["task"])
+    grid = task.grid(e["res"])
+    model = pretrained.load(name).eval()
+    exact = _law_filter(model, task, grid)
+    z0 = model.encode(task.sample_m(grid, 4, seed=4244).float())
+    for s in (0.05, 0.2, 0.5):     # (at large sigma both are near the mean, and the distance measures the mean's
+        #                            sampling error from the training set, not the denoiser)
+        z = z0 + s * model.noise.sample(z0.shape, generator=torch.Generator().manual_seed(3), dtype=z0.dtype)
+        with torch.no_grad():
+            d, de = model.denoise(z, s), exact.denoise(z, s, model.noise)
+        skip = model.schedule.c_skip(torch.tensor(s)) * z
+        assert float((d - de).norm()) < 0.1 * float((skip - de).norm()), s

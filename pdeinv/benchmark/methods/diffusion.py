@@ -8,7 +8,9 @@ through the true simulator, ``steps // 4`` levels).  The ablations and DAPS shar
 Every solver option reaches a row through a *variant name*: ``fundps[tempering=schedule;trust=null]``
 (``;``-separated ``KEY=VALUE``, values parsed as JSON when they can be, as ``pdeinv invert --opt``), and
 ``model=PATH`` runs a checkpoint trained elsewhere (``pdeinv train diffusion``) instead of the harness's own
-denoiser.  The options are part of the row's settings (its cache key).  Each record states its cost:
+denoiser, ``model=NAME`` a shipped prior (``pdeinv models``); a row named like its solver (``daps``,
+``fundps``) runs the task's shipped default prior at this resolution when one ships
+(``pdeinv.nn.pretrained.default_for``), so it needs no training.  The options are part of the row's settings (its cache key).  Each record states its cost:
 ``network_evals_per_sample`` (denoiser evaluations per posterior draw) and ``simulator_solves_per_sample``
 (forward solves of the simulator per posterior draw; each guided solve also costs one adjoint solve).
 """
@@ -78,7 +80,10 @@ class DiffusionMethod(Method):
             check_diffusion_options(self.solver, {"physics": opts["physics"]})
         check_diffusion_options(self.solver, {k: v for k, v in opts.items() if k != "physics"})
         if model is not None and not os.path.exists(str(model)):
-            raise ValueError(f"{name}: model={model!r} is not a file (a checkpoint of `pdeinv train diffusion`)")
+            from pdeinv.nn import pretrained
+            if str(model) not in pretrained.manifest():
+                raise ValueError(f"{name}: model={model!r} is neither a file (a checkpoint of `pdeinv train "
+                                 f"diffusion`) nor a shipped prior ({pretrained.available(kind='prior')})")
         out = copy.copy(self)
         out.name, out._model = name, None
         out.physics = opts.pop("physics", self.physics)
@@ -107,7 +112,22 @@ class DiffusionMethod(Method):
             return "simulator" if self.solver == "daps" else "residual"
         return self.physics
 
+    def shipped(self, cfg) -> Optional[str]:
+        """The shipped prior this row runs: ``model=NAME``, or the task's default for a row named like the
+        solver (``daps``, ``fundps``) when one ships at this resolution; None: the harness trains its own."""
+        from pdeinv.nn import pretrained
+        model = self.options.get("model")
+        if model is not None:
+            return str(model) if (not os.path.exists(str(model)) and str(model) in pretrained.manifest()) else None
+        if self.name != self.solver or cfg.res is None:
+            return None
+        return pretrained.default_for(self.solver, cfg.task, int(cfg.res))
+
     def train_settings(self, cfg):
+        shipped = self.shipped(cfg)
+        if shipped is not None:      # a shipped prior: its name and checksum are the setting
+            from pdeinv.nn import pretrained
+            return {"shipped": shipped, "sha256": pretrained.info(shipped).get("sha256")}
         model = self.options.get("model")
         if model is not None:        # a checkpoint trained elsewhere: its file is the setting
             st = os.stat(model)
@@ -138,6 +158,15 @@ class DiffusionMethod(Method):
 
     def prepare(self, cfg, data):
         from pdeinv.priors.diffusion.denoisers import EDMDenoiser
+        shipped = self.shipped(cfg)
+        if shipped is not None:
+            from pdeinv.nn import pretrained
+            model = pretrained.load(shipped, device=cfg.device).eval()
+            self._model = model
+            e = pretrained.info(shipped)
+            log.info("%s: using the shipped prior %s (%s steps)", self.name, shipped, e.get("steps"))
+            return {"n_train": e.get("n_train"), "steps": e.get("steps"), "train_time_s": None,
+                    "checkpoint": f"shipped:{shipped}", "parameters": int(model.n_parameters())}
         if self.options.get("model") is not None:
             path = Path(self.options["model"])
             model = EDMDenoiser.load(path, map_location=cfg.device).eval()
