@@ -104,7 +104,7 @@ def test_variant_names_carry_options_into_settings_and_the_solver():
         resolve_method("map[weight=1]")
     with pytest.raises(ValueError, match="unknown benchmark method"):
         resolve_method("fundpss[trust=1]")
-    with pytest.raises(ValueError, match="not a file"):
+    with pytest.raises(ValueError, match="neither a file"):
         resolve_method("daps[model=/no/such/file.pt]")
 
 
