@@ -154,7 +154,7 @@ def prior_curve(a):
                           binary=binary, seed=0)
         st = rep.statistics
         row = {"snapshot": Path(snap).name, "epoch": epoch, "steps": epoch * spe, "health_passed": rep.passed,
-               "kappa_ok": rep.kappa_ok, "n_failures": len(rep.failures)}
+               "kappa_ok": rep.kappa_ok, "n_failures": len(rep.failures), "failures": list(rep.failures)}
         for key in ("binary_fraction", "interface_fraction"):
             k = next((s for s in st if key in s), None)
             if k:
