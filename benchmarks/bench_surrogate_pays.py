@@ -36,6 +36,8 @@ def main(argv=None):
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--map-iter", type=int, default=None, help="MAP iteration cap (default: the task's)")
     p.add_argument("--sur-iter", type=int, default=200)
+    p.add_argument("--sur-iters", type=int, nargs="*", default=[],
+                   help="extra surrogate-only rows with these L-BFGS iteration counts (the speed-accuracy curve)")
     p.add_argument("--refine", type=int, nargs="*", default=[10, 30])
     p.add_argument("--corrections", type=int, nargs="*", default=[],
                    help="rows surrogate+dcK: K defect corrections (one simulator solve each) after stage 1")
@@ -58,6 +60,9 @@ def main(argv=None):
     methods = {"map": lambda: build("map", task, a.res, **map_opts)}
     if a.model:
         methods["surrogate-only"] = lambda: build("surrogate-map", task, a.res, model=a.model, max_iter=a.sur_iter)
+        for n in a.sur_iters:
+            methods[f"surrogate-only ({n} its)"] = (lambda n=n: build("surrogate-map", task, a.res, model=a.model,
+                                                                       max_iter=n))
         for r in a.refine:
             methods[f"surrogate-map+{r}"] = (lambda r=r: build("surrogate-map", task, a.res, model=a.model,
                                                                max_iter=a.sur_iter, refine_iter=r))
