@@ -21,8 +21,8 @@ inverse problem:
    :math:`\|R(m, u)\| / \|R(m, 0)\|` (the law: 0).
 
 A statistic passes when the drawn mean is within ``z`` standard errors (of both samples) plus
-``rtol`` times its reference scale (``max(|mean|, std)`` of the reference values) of the reference
-mean; the residual passes below ``residual_tol``.  ``check_prior(...).passed`` says whether all did;
+``rtol`` times its reference scale (``max(|mean|, std)`` of the reference values), plus a float32 floor of
+1e-5 times the channel's pointwise std, of the reference mean; the residual passes below ``residual_tol``.  ``check_prior(...).passed`` says whether all did;
 ``report.failures`` which did not and by how much; ``report.to_dict()`` is JSON for a results file.
 
 The exact Gaussian denoiser of a Gaussian law passes (tests/test_prior_health.py); a Gaussian fitted
@@ -185,12 +185,15 @@ def check_prior(denoiser, reference: torch.Tensor, *, num_steps: int = 18, n_dra
     sd = field_statistics(draws, names, binary, m_channel)
     sr = field_statistics(reference, names, binary, m_channel)
     stats = {}
+    # float32 floor: the denoisers run in float32, so a statistic the law pins exactly (a zero spatial mean, as
+    # NS vorticity's) is matched only to ~1e-7 of the field's size; 1e-5 of the channel's std absorbs that
+    floor = {str(n): 1e-5 * float(reference[:, c].std()) for c, n in enumerate(names)}
     for key in sr:
         a, b = sd[key], sr[key]
         diff = float(a.mean() - b.mean())
         se = float((a.var() / a.numel() + b.var() / b.numel()).sqrt()) if a.numel() > 1 and b.numel() > 1 else 0.0
         scale = max(abs(float(b.mean())), float(b.std()) if b.numel() > 1 else 0.0)
-        tol = z * se + rtol * scale
+        tol = z * se + rtol * scale + floor.get(key.split(".")[0], 0.0)
         ok = abs(diff) <= tol
         stats[key] = {"drawn": float(a.mean()), "reference": float(b.mean()), "tolerance": tol, "ok": ok}
         if not ok:
