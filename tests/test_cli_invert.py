@@ -241,7 +241,9 @@ def _interrupt(argv, cwd, sig):
 def test_interrupted_invert_leaves_nothing_and_reruns_to_the_same_answer(demo_dir, tmp_path):
     obs = demo_dir / "demo" / "observations.nc"
     before = obs.read_bytes(), obs.stat().st_mtime_ns
-    argv = ["invert", "darcy", "--obs", str(obs), "--method", "mcmc", "--opt", "n_samples=400", "--opt",
+    # long enough (~8 s) that a loaded test machine cannot finish the solve before the signal lands (with
+    # 400 samples, 2.5 s, a busy xdist worker once read the "solving:" line after the run had ended)
+    argv = ["invert", "darcy", "--obs", str(obs), "--method", "mcmc", "--opt", "n_samples=1500", "--opt",
             "n_chains=2", "-o", "r.nc", "--quiet"]
     rc, err = _interrupt(argv, tmp_path, signal.SIGINT)
     assert rc == 130, err
