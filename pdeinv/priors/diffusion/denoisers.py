@@ -181,7 +181,10 @@ class EDMDenoiser(Network):
     r"""A trained EDM denoiser with its normaliser, noise law and schedule; a :class:`~pdeinv.nn.base.Network`.
 
     ``EDMDenoiser(channels=2, arch="unet"|"uno", arch_kwargs={}, noise="white"|"grf"|dict,
-    schedule={}, channel_names=["m", "u"], seed=0)``.
+    schedule={}, channel_names=["m", "u"], seed=0, gaussian_skip=None)``.  ``gaussian_skip="spectral"``
+    (GRF noise only): the skip term ``c_skip z`` becomes the Wiener filter of a Gaussian fitted per mode to
+    the training fields (:mod:`.spectral`, fitted by :meth:`fit_normalizers`), and the network's last layer
+    starts at zero, so it learns only what that Gaussian misses; the model then serves its training grid.
 
     ``denoise(z, sigma)`` works on normalised fields (what the samplers use);
     ``model(x, sigma)`` takes and returns physical units.  ``encode``/``decode``
@@ -315,7 +318,8 @@ class EDMDenoiser(Network):
 
     # ------------------------------------------------------------------ denoising
     def denoise(self, z: torch.Tensor, sigma) -> torch.Tensor:
-        r""":math:`D(z, \sigma) = c_\text{skip} z + c_\text{out} F(c_\text{in} z, c_\text{noise})` (normalised units).
+        r""":math:`D(z, \sigma) = c_\text{skip} z + c_\text{out} F(c_\text{in} z, c_\text{noise})` (normalised units;
+        with ``gaussian_skip`` the fitted Gaussian's :math:`D_G(z, \sigma)` replaces :math:`c_\text{skip} z`).
 
         The network runs in float32; the result is in ``z``'s dtype.
         """
