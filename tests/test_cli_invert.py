@@ -220,8 +220,11 @@ _CODE = "import sys; from pdeinv.cli.app import main; sys.exit(main())"
 
 def _interrupt(argv, cwd, sig):
     """Start ``pdeinv ARGV``, wait until the solve has started, send ``sig``; returns (rc, stderr)."""
+    # a pytest-xdist worker may run with SIGINT ignored, which a child inherits (Python then installs no
+    # KeyboardInterrupt handler and Ctrl-C does nothing): give the child the default disposition, as a shell would
     p = subprocess.Popen([sys.executable, "-c", _CODE, *argv, "--log-level", "INFO"], cwd=cwd,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines, t0 = [], time.time()
     try:
         for line in p.stderr:
@@ -241,9 +244,7 @@ def _interrupt(argv, cwd, sig):
 def test_interrupted_invert_leaves_nothing_and_reruns_to_the_same_answer(demo_dir, tmp_path):
     obs = demo_dir / "demo" / "observations.nc"
     before = obs.read_bytes(), obs.stat().st_mtime_ns
-    # long enough (~8 s) that a loaded test machine cannot finish the solve before the signal lands (with
-    # 400 samples, 2.5 s, a busy xdist worker once read the "solving:" line after the run had ended)
-    argv = ["invert", "darcy", "--obs", str(obs), "--method", "mcmc", "--opt", "n_samples=1500", "--opt",
+    argv = ["invert", "darcy", "--obs", str(obs), "--method", "mcmc", "--opt", "n_samples=400", "--opt",
             "n_chains=2", "-o", "r.nc", "--quiet"]
     rc, err = _interrupt(argv, tmp_path, signal.SIGINT)
     assert rc == 130, err
