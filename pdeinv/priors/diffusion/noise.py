@@ -43,10 +43,6 @@ class WhiteNoise:
         """``K^{-1} g``."""
         return g
 
-    def basis_inverse(self, spatial: Sequence[int], like: torch.Tensor) -> list:
-        """Per axis, the left inverse of the basis (``(K_d, n_d)``; zero columns on the boundary for ``"zero"``)."""
-        return self.field(spatial)._mats("_phiinv", like)
-
     def covariance(self, spatial: Sequence[int], dtype=torch.float64) -> torch.Tensor:
         """Dense ``(N, N)`` covariance of one channel."""
         n = int(torch.tensor(list(spatial)).prod())
