@@ -306,5 +306,13 @@ def test_ratios_use_the_shared_samples_and_lead_the_readme(tmp_path):
     q = torch.quantile(x[:64], torch.tensor([0.05, 0.95], dtype=torch.float64), dim=0)
     mc = float(((x[64] >= q[0]) & (x[64] <= q[1])).double().mean())
     assert mc == pytest.approx(bench.expected_band_coverage(64, 0.9), abs=0.01)
+    # the order-statistic band: exact nominal coverage for a truth exchangeable with the draws
+    assert bench.rank_band(19) == (1, pytest.approx(0.9)) and bench.rank_band(64)[0] == 3
+    for S in (8, 16, 19, 64):
+        k, nominal = bench.rank_band(S)
+        srt = x[:S].sort(0).values if S < 65 else None
+        rc = float(((x[64] >= srt[k - 1]) & (x[64] <= srt[S - k])).double().mean())
+        sd = (nominal * (1 - nominal) / x.shape[1]) ** 0.5
+        assert abs(rc - nominal) < 4 * sd, (S, rc, nominal)
     lo, hi = bench.clopper_pearson(90, 100)
     assert lo < 0.9 < hi and hi - lo < 0.15

@@ -67,7 +67,7 @@ from pdeinv.benchmark.methods import (METHODS, BayesMethod, DiffusionMethod, Ide
                                       MCMCMethod, MCMCRefMethod, MeanMethod, Method, MethodUnavailable, NIOMethod,
                                       NotAdapted, PINNMethod, SparseBaseline, ViTOSparse, register_method)
 from pdeinv.benchmark.stats import (LEVELS, REFERENCES, band_statistics, chain_converged, clopper_pearson,
-                                    convergence_note, expected_band_coverage, reference_ratios, summarize_statistics)
+                                    convergence_note, expected_band_coverage, rank_band, reference_ratios, summarize_statistics)
 from pdeinv.benchmark.report import (HEADLINE_METHODS, PUBLISHED, PUBLISHED_FOR_METHOD, figure, fmt_pm,
                                      headline_table, published, run_markdown, write_readme)
 from pdeinv.benchmark.runner import (PeakMemory, ResultLog, git_commit, machine_info, run_benchmark, run_one,
@@ -85,7 +85,7 @@ __all__ = [
     "LaplaceMethod", "MCMCRefMethod", "Identity",
     # statistics
     "LEVELS", "REFERENCES", "band_statistics", "chain_converged", "clopper_pearson", "convergence_note",
-    "expected_band_coverage", "reference_ratios", "summarize_statistics",
+    "expected_band_coverage", "rank_band", "reference_ratios", "summarize_statistics",
     # runner
     "PeakMemory", "ResultLog", "git_commit", "machine_info", "run_benchmark", "run_one", "sample_errors",
     "summarize", "write_run",
