@@ -30,7 +30,7 @@ def shipped(tmp_path_factory):
     assert main(["models", "ship", str(ck), "--name", "darcy16-fno", "--kind", "surrogate",
                  "--methods", "surrogate-map,mcmc-2level", "--default-for", "surrogate-map",
                  "--train-command", "pdeinv " + " ".join(cmd), "--data-command", "pdeinv generate darcy --n 40",
-                 "--validation", '{"rel_l2": 0.5}', "--models-dir", str(models)]) == 0
+                 "--validation", '{"rel_l2": 0.5}', "--train-samples", "0:0:40", "--models-dir", str(models)]) == 0
     return d, data, ck, models
 
 
@@ -45,6 +45,34 @@ def test_ship_strips_training_state_and_records_the_run(shipped):
     ref = torch.load(ck, weights_only=False)["state_dict"]
     assert all(torch.equal(v, ref[k]) for k, v in m.state_dict().items() if torch.is_tensor(v))
     assert m.manifest["name"] == "darcy16-fno"
+
+
+def test_training_samples_are_recorded_and_held_out(shipped):
+    """The manifest names the generator samples a model was trained on; samples overlapping them are refused as a
+    test set, by the harness too (a shipped prior's DAPS row on poisson at n_train=500 would test on fields
+    500-549 of its own training set 0-999)."""
+    d, data, ck, models = shipped
+    assert pretrained.info("darcy16-fno", models)["train_samples"] == {"seed": 0, "start": 0, "stop": 40}
+    msg = pretrained.training_overlap("darcy16-fno", 0, 30, 50, models)
+    assert msg and "--n-train 40" in msg
+    assert pretrained.training_overlap("darcy16-fno", 0, 40, 50, models) is None
+    assert pretrained.training_overlap("darcy16-fno", 1, 0, 50, models) is None
+    with pytest.raises(ValueError, match="SEED:START:STOP"):
+        pretrained.parse_train_samples("0:10")
+    # the premise: the harness's test sample i is sample n_train + i of `pdeinv generate TASK --seed 0`
+    from pdeinv.benchmark.config import BenchConfig
+    from pdeinv.benchmark.samples import load_split
+    from pdeinv.data.io import dataset_tensors, load_dataset
+    cfg = BenchConfig(task="darcy", res=RES, n_train=30, n_test=2, verbose=False, cache_dir=str(d / "cache"))
+    m_test, _ = load_split(cfg, "test", 2)
+    m_gen, _ = dataset_tensors(load_dataset(data))
+    assert torch.allclose(m_test.double(), m_gen[30:32].double().reshape(m_test.shape))
+    if "poisson64-uno" in pretrained.available():
+        from pdeinv.benchmark.methods import METHODS
+        daps = METHODS["daps"]
+        leak = daps.available(BenchConfig(task="poisson", res=64, n_train=500, n_test=50, verbose=False))
+        assert leak and "poisson64-uno" in leak and "--n-train 1000" in leak
+        assert daps.available(BenchConfig(task="poisson", res=64, n_train=1000, n_test=50, verbose=False)) is None
 
 
 def test_unknown_name_altered_file_and_wrong_task_are_refused(shipped, tmp_path):
@@ -120,7 +148,7 @@ SHIPPED = pretrained.available()
 @pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip("nothing shipped"))])
 def test_every_shipped_file_loads_and_states_what_it_serves(name):
     e = pretrained.info(name)
-    for key in ("task", "res", "grid", "command", "data", "commit", "steps", "validation", "sha256"):
+    for key in ("task", "res", "grid", "command", "data", "commit", "steps", "validation", "sha256", "train_samples"):
         assert e.get(key) not in (None, "", []), f"{name}: manifest lacks {key}"
     assert e["command"].startswith("pdeinv train")
     model = pretrained.load(name)

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-curve", default=None, help="ship: the learning-curve file")
     parser.add_argument("--fixed-grid", action="store_true", help="ship: the network serves only its grid")
     parser.add_argument("--notes", default="")
+    parser.add_argument("--train-samples", dest="train_samples", default=None, metavar="SEED:START:STOP",
+                        help="ship: its training fields are samples [START, STOP) of `pdeinv generate TASK --seed "
+                             "SEED` (the harness then refuses to test it on them)")
     parser.add_argument("--steps-per-epoch", type=int, default=None,
                         help="ship: optimiser steps per epoch, for checkpoints that do not record it")
     parser.add_argument("--overwrite", action="store_true", help="ship: replace an existing model of that name")
@@ -83,7 +86,7 @@ def main(args) -> int:
                         learning_curve=args.learning_curve, fixed_grid=args.fixed_grid,
                         default_for_methods=[m for m in args.default_for.split(",") if m], notes=args.notes,
                         overwrite=args.overwrite, steps_per_epoch=args.steps_per_epoch,
-                        models_dir=args.models_dir)
+                        train_samples=args.train_samples, models_dir=args.models_dir)
     print(f"shipped {e['name']}: {e['class']} on {e['task']} at res {e['res']}, {e['steps']} steps, "
           f"{e['bytes'] / 1e6:.1f} MB")
     return 0

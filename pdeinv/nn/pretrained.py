@@ -100,6 +100,41 @@ def info(name: str, models_dir=None) -> Dict[str, Any]:
     return dict(entries[name], name=name)
 
 
+def parse_train_samples(spec) -> Optional[Dict[str, int]]:
+    """``"SEED:START:STOP"`` (or a dict with those keys) -> ``{"seed", "start", "stop"}``: the training fields are
+    samples ``[start, stop)`` of the task's generator stream with data seed ``seed`` (``pdeinv generate TASK
+    --seed SEED``; the harness's test samples come from the same stream)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"train samples must be SEED:START:STOP (e.g. 0:0:1000); got {spec!r}")
+        try:
+            spec = dict(zip(("seed", "start", "stop"), (int(x) for x in parts)))
+        except ValueError:
+            raise ValueError(f"train samples must be three integers SEED:START:STOP; got {spec!r}") from None
+    out = {k: int(spec[k]) for k in ("seed", "start", "stop")}
+    if not 0 <= out["start"] < out["stop"]:
+        raise ValueError(f"train samples need 0 <= START < STOP; got {out}")
+    return out
+
+
+def training_overlap(name: str, seed: int, start: int, stop: int, models_dir=None) -> Optional[str]:
+    """Why samples ``[start, stop)`` of data seed ``seed`` are not held out for shipped model ``name`` (they
+    overlap its recorded training samples), or None.  None too where the entry records no training samples
+    (``train_samples`` in the manifest; ``pdeinv models ship --train-samples``)."""
+    ts = info(name, models_dir).get("train_samples")
+    if not ts or int(ts["seed"]) != int(seed):
+        return None
+    lo, hi = max(int(start), int(ts["start"])), min(int(stop), int(ts["stop"]))
+    if lo >= hi:
+        return None
+    return (f"test samples {start}-{stop - 1} (data seed {seed}) overlap the training samples "
+            f"{ts['start']}-{ts['stop'] - 1} of the shipped model {name!r}; test on samples >= {ts['stop']} "
+            f"(harness: --n-train {ts['stop']})")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -213,16 +248,20 @@ def _atomic_text(text: str, target: Path) -> None:
 def ship(checkpoint, name: str, *, kind: str, methods: List[str], command: str, data: List[str],
          validation: Dict[str, Any], health: Optional[Dict[str, Any]] = None, learning_curve: Optional[str] = None,
          fixed_grid: bool = False, default_for_methods: Optional[List[str]] = None, notes: str = "",
-         overwrite: bool = False, steps_per_epoch: Optional[int] = None, models_dir=None) -> Dict[str, Any]:
+         overwrite: bool = False, steps_per_epoch: Optional[int] = None, train_samples=None,
+         models_dir=None) -> Dict[str, Any]:
     """Copy a trained checkpoint into the shipped models under ``name`` and record its manifest entry.
 
     The step count adds this run's optimiser steps (from the checkpoint's training record) to those
     of the model it was warm-started from (``trained_on["init"]``), so ``steps`` counts every session.
+    ``train_samples`` (``"SEED:START:STOP"``): the generator samples it was trained on, so that the harness
+    refuses to test it on them (:func:`training_overlap`).
     An existing ``name`` needs ``overwrite=True`` (its sessions are kept).  Refused: a total size over
     :data:`BUDGET_BYTES`.  ``steps_per_epoch`` serves checkpoints that do not record it.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    train_samples = parse_train_samples(train_samples)
     d = _dir(models_dir)
     d.mkdir(parents=True, exist_ok=True)
     entries = manifest(d)
@@ -267,6 +306,8 @@ def ship(checkpoint, name: str, *, kind: str, methods: List[str], command: str, 
     }
     if default_for_methods:
         entry["default_for"] = list(default_for_methods)
+    if train_samples:
+        entry["train_samples"] = train_samples
     entries[name] = entry
     _atomic_text(json.dumps({"format": "pdeinv.models/1", "models": entries}, indent=1, sort_keys=True) + "\n",
                  d / MANIFEST)

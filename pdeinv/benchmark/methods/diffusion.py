@@ -98,6 +98,14 @@ class DiffusionMethod(Method):
                     "m-only simulator guidance is for the elliptic tasks")
         if len(get_task(cfg.task).grid(cfg.res).shape) != 2:
             return f"task {cfg.task!r} is not 2-D; the harness's denoisers are 2-D"
+        shipped = self.shipped(cfg)
+        if shipped is not None:      # a shipped prior must not be tested on its own training fields
+            from pdeinv.benchmark.samples import bench_recipe
+            from pdeinv.nn import pretrained
+            leak = pretrained.training_overlap(shipped, bench_recipe(cfg)["seed"], cfg.n_train,
+                                               cfg.n_train + cfg.n_test)
+            if leak:
+                return leak
         return (module_missing(f"pdeinv.solvers.diffusion.{self.solver}")
                 or module_missing("pdeinv.priors.diffusion.training"))
 
