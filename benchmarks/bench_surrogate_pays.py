@@ -10,7 +10,7 @@ with ``n_train=1000``, so the test samples (indices 1000, 1001, ...) follow the 
 training data (indices 0..999) and are never among them.  Rows: ``map`` (the task's MAP, L-BFGS to
 its gradient tolerance or ``--map-iter``), ``surrogate-map`` (L-BFGS through the surrogate, then
 ``--refine`` simulator iterations), ``surrogate-only`` (stage 1 alone), one ``amortized`` row per
-inverse operator.  Reported: rel. L2 of ``m`` (mean ± std; Darcy: also the pixel error rate at the
+inverse operator, one ``daps`` row per ``--daps`` option set (the posterior mean of its draws).  Reported: rel. L2 of ``m`` (mean ± std; Darcy: also the pixel error rate at the
 threshold 7.5), seconds per sample, simulator solves per sample, network parameters, and the ratios
 to ``map``.  Writes ``benchmarks/results/<--name>.md/.json`` (default ``surrogate_pays-<task>``).
 """
@@ -42,6 +42,9 @@ def main(argv=None):
     p.add_argument("--corrections", type=int, nargs="*", default=[],
                    help="rows surrogate+dcK: K defect corrections (one simulator solve each) after stage 1")
     p.add_argument("--correction-iter", type=int, default=30, help="surrogate L-BFGS iterations per correction")
+    p.add_argument("--daps", action="append", default=[], metavar="JSON",
+                   help="a DAPS row through the simulator with these solver options (JSON; repeatable), e.g. "
+                        "'{\"drift\": \"chord\", \"num_steps\": 50}'; the task's shipped prior unless it names model")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -74,6 +77,11 @@ def main(argv=None):
         name, _, n_ref = spec.partition("+")
         methods[f"amortized {spec}"] = (lambda name=name, n_ref=n_ref: build(
             "amortized", task, a.res, model=name, **({"refine_iter": int(n_ref)} if n_ref else {})))
+    import json as _json
+    for spec in a.daps:
+        opts = _json.loads(spec)
+        label = "daps " + ", ".join(f"{k}={v}" for k, v in opts.items())
+        methods[label] = (lambda opts=opts: build("daps", task, a.res, **opts))
     solvers = {k: f() for k, f in methods.items()}
     params = {k: (v.model.n_parameters() if hasattr(getattr(v, "model", None), "n_parameters") else None)
               for k, v in solvers.items()}
