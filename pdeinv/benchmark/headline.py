@@ -40,7 +40,9 @@ def _order(runs):
 def _grid(d) -> str:
     recs = d.get("records") or []
     n_obs = next((r.get("n_obs") for r in recs if r.get("n_obs")), None)
-    return f"{d['config']['res']}²" + (f", {n_obs} pts" if n_obs else "")
+    tag = str(d["config"].get("tag") or "")
+    tag = "" if tag in ("", str(d["config"]["res"])) else f" (`{tag}`)"    # a tagged run (not the grid's own tag)
+    return f"{d['config']['res']}²" + (f", {n_obs} pts" if n_obs else "") + tag
 
 
 def _pct(v, digits=1):
