@@ -232,3 +232,17 @@ def test_build_options_seeds_and_refusals(prob):
             DAPS(prior, **kw)
     with pytest.raises(ValueError, match="m-only prior"):
         DAPS(prior, physics="none")
+
+
+def test_task_solver_defaults_reach_the_solver_and_yield_to_the_caller():
+    """ns asks for the chord drift (the exact one diverges there) and 100 surrogate iterations; the caller's
+    options win; a task without defaults keeps the solver's.  (The shipped ns64-uno is the default prior.)"""
+    assert TASKS["ns"].solver_defaults["surrogate-map"] == {"max_iter": 100}
+    from pdeinv.nn import pretrained
+    if "ns64-uno" not in pretrained.available():
+        pytest.skip("ns64-uno not shipped")
+    assert build("daps", "ns", 64).drift == "chord"
+    assert build("daps", "ns", 64, drift="exact").drift == "exact"
+    model = EDMDenoiser(channels=1, arch="unet", arch_kwargs=dict(base=8, mults=[1, 2], emb_dim=16), noise="grf")
+    model.fit_normalizers(TASKS["poisson"].sample_m(TASKS["poisson"].grid(8), 16, seed=0).float())
+    assert build("daps", "poisson", 8, model=model).drift == "exact"

@@ -314,7 +314,8 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
         then also return ``u``).
     model : a trained network (checkpoint path or module) for the methods in :data:`NEEDS_MODEL`.
     device : where a loaded model goes.
-    options : keyword arguments of the solver's constructor; they override the task defaults.
+    options : keyword arguments of the solver's constructor; they override the task defaults
+        (``task.map_options``, and ``task.solver_defaults[name]``).
 
     Raises ``ValueError`` for an unknown method (naming the registered ones, and the right method
     when ``name`` is a network such as ``fno``), a missing or wrong ``model``, or a model trained
@@ -341,6 +342,8 @@ def build(name: str, task=None, res: Optional[int] = None, *, mode: str = "inver
     grid_note = check_model_grid(model, task, res) if model is not None else None
     builder = BUILDERS.get(name)
     options = dict(options)
+    if task is not None:          # the task's defaults for this method (Task.solver_defaults); the caller's win
+        options = {**getattr(task, "solver_defaults", {}).get(name, {}), **options}
     if builder is None:
         cls = SOLVERS[name]
         solver = cls(model, **options) if model is not None else cls(**options)

@@ -77,6 +77,9 @@ class Task:
     description: str = ""
     latent: Optional[Callable[[Any], Tuple[Any, Optional[Callable]]]] = None
     unknowns: Dict[str, Unknown] = field(default_factory=dict)
+    #: per-method solver options this task needs by default (the caller's options win), e.g. ns:
+    #: ``{"daps": {"drift": "chord"}}`` -- the exact drift diverges there (docs/daps.md)
+    solver_defaults: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def make(self, res: Optional[int] = None, **problem_kwargs):
         """``(grid, problem)`` at resolution ``res`` (default ``default_res``)."""
