@@ -114,7 +114,7 @@ register_task(Task(
     description="2-D Navier-Stokes (vorticity), w0 -> w(T=1) (BENCHMARKS.md ns)", latent=_latent(NS_LAW),
     unknowns=_ns_unknowns(),
     # DAPS: the exact drift diverges on NS (docs/daps.md); surrogate MAP: 100 L-BFGS iterations through the
-    # FNO reach 1.065x the converged MAP at 12x its speed (docs/surrogates.md)
+    # FNO reach 1.052x the converged MAP at 11.5x its speed on 20 samples (docs/surrogates.md)
     solver_defaults={"daps": {"drift": "chord", "jacobian_every": 3}, "surrogate-map": {"max_iter": 100}},
 ))
 register_task(Task(
