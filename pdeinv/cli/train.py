@@ -121,7 +121,8 @@ def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[i
     if model is not None and ds is not None and hasattr(model, "trained_on"):
         from pdeinv.data.io import grid_of, state_grid_of
         rec = {"task": ds.attrs.get("task"), "grid": grid_of(ds).to_dict(), "data": str(Path(args.data).resolve()),
-               "mode": getattr(args, "mode", None), "n_train": n_train}
+               "mode": "inverse" if args.model in ("vito", "nio") else getattr(args, "mode", None),
+               "n_train": n_train}
         sg = state_grid_of(ds).to_dict()
         if sg != rec["grid"]:
             rec["state_grid"] = sg

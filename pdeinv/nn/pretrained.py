@@ -304,6 +304,9 @@ def ship(checkpoint, name: str, *, kind: str, methods: List[str], command: str, 
         "sessions": list(old.get("sessions", [])) + [session],
         "validation": validation, "health": health, "learning_curve": learning_curve, "notes": notes,
     }
+    operator = json.loads(ck["config"]).get("operator")
+    if operator:                     # a SparseOperator's network (fno / deeponet): the harness row it serves
+        entry["operator"] = operator
     if default_for_methods:
         entry["default_for"] = list(default_for_methods)
     if train_samples:

@@ -1,6 +1,9 @@
 """Learned amortised baselines: sparse FNO / DeepONet, ViTO and NIO, trained for the setting they are tested in.
 
-Each is trained once per task, mode, sizes and seed (``pdeinv.nn.training.train``: Adam, cosine
+Where a trained model of the row's kind ships for the task, grid, mode and observation fraction
+(``pdeinv models``: ``darcy64-fno-sparse`` for ``fno``, ``darcy64-vito`` for ``vito``), the row runs it,
+as the diffusion rows run their shipped priors, and refuses test samples it was trained on.  Otherwise
+each is trained once per task, mode, sizes and seed (``pdeinv.nn.training.train``: Adam, cosine
 schedule, 10 % of the training pairs held out for validation and best-epoch restore), cached under
 ``<cache>/models`` and reused by later runs; at test time it costs one network evaluation per sample.
 """
@@ -11,6 +14,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -38,6 +42,7 @@ class SparseBaseline(Method):
 
     needs_training = True
     lr = 1e-3
+    shipped_class = "sparse"     # the manifest ``class`` of a shipped model this row can run
 
     def __init__(self, operator: str):
         self.operator = operator
@@ -47,12 +52,59 @@ class SparseBaseline(Method):
     def available(self, cfg):
         if is_boundary_task(cfg.task):
             return f"the sparse baselines take interior grid-node observations; task {cfg.task!r} observes the DtN map"
-        return module_missing("pdeinv.surrogates.sparse") or module_missing("pdeinv.surrogates.training")
+        return (self.shipped_leak(cfg) or module_missing("pdeinv.surrogates.sparse")
+                or module_missing("pdeinv.surrogates.training"))
+
+    def shipped(self, cfg) -> Optional[str]:
+        """The shipped amortised model this row runs, or None (the harness trains its own).
+
+        A shipped model serves the row when it is of the row's kind (manifest ``class``, and for the sparse
+        FNO/DeepONet its ``operator``), for the run's task, grid and mode, and was trained and validated at
+        the run's observation fraction (its ``validation.fraction``).
+        """
+        from pdeinv.nn import pretrained
+        if cfg.res is None or cfg.mode != "inverse":     # the shipped amortised models are inverse operators
+            return None
+        for name in pretrained.available(task=cfg.task, method="amortized"):
+            e = pretrained.info(name)
+            if (e.get("class") != self.shipped_class or e.get("res") != int(cfg.res)
+                    or e.get("mode", "inverse") != cfg.mode
+                    or (self.shipped_class == "sparse" and e.get("operator") != self.operator)):
+                continue
+            frac = (e.get("validation") or {}).get("fraction")
+            if frac is not None and abs(float(frac) - float(cfg.obs)) <= 1e-9:
+                return name
+        return None
+
+    def shipped_leak(self, cfg) -> Optional[str]:
+        """Why the shipped model cannot be tested on this run's samples (they overlap its training samples)."""
+        name = self.shipped(cfg)
+        if name is None:
+            return None
+        from pdeinv.benchmark.samples import bench_recipe
+        from pdeinv.nn import pretrained
+        return pretrained.training_overlap(name, bench_recipe(cfg)["seed"], cfg.n_train, cfg.n_train + cfg.n_test)
+
+    def prepare_shipped(self, cfg):
+        """Load the shipped model (:meth:`shipped`) and describe it as the row's training record."""
+        from pdeinv.nn import pretrained
+        name = self.shipped(cfg)
+        model = pretrained.load(name, device=cfg.device).eval()
+        e = pretrained.info(name)
+        log.info("%s: using the shipped model %s (%s steps)", self.name, name, e.get("steps"))
+        self._model = model
+        return {"n_train": e.get("n_train"), "steps": e.get("steps"), "train_time_s": None,
+                "checkpoint": f"shipped:{name}", "parameters": int(model.n_parameters())}
 
     def options(self, cfg):
         return dict(modes=12, width=int(cfg.width), layers=4, seed=cfg.seed)
 
     def settings(self, cfg):
+        shipped = self.shipped(cfg)
+        if shipped is not None:      # a shipped model: its name and checksum are the setting
+            from pdeinv.nn import pretrained
+            return {"operator": self.operator, "shipped": shipped, "sha256": pretrained.info(shipped).get("sha256"),
+                    "fraction": cfg.obs}
         return {"operator": self.operator, "n_train": cfg.n_train, "epochs": cfg.epochs,
                 "batch_size": cfg.batch_size, "lr": self.lr, "options": self.options(cfg), "fraction": cfg.obs}
 
@@ -63,6 +115,8 @@ class SparseBaseline(Method):
 
     def prepare(self, cfg, data):
         from pdeinv.surrogates import load
+        if self.shipped(cfg) is not None:
+            return self.prepare_shipped(cfg)
         final, ckpt = self._paths(cfg)
         model, info = load_cached_model(final, load, self.name, cfg)
         if model is not None:
@@ -123,6 +177,7 @@ class ViTOSparse(SparseBaseline):
     """
 
     modes = ("inverse",)
+    shipped_class = "vito"
 
     def __init__(self):
         super().__init__("vito")
@@ -130,7 +185,8 @@ class ViTOSparse(SparseBaseline):
     def available(self, cfg):
         if is_boundary_task(cfg.task):
             return f"ViTO takes interior grid-node observations; task {cfg.task!r} observes the DtN map (use nio)"
-        return module_missing("pdeinv.surrogates.vito") or module_missing("pdeinv.surrogates.training")
+        return (self.shipped_leak(cfg) or module_missing("pdeinv.surrogates.vito")
+                or module_missing("pdeinv.surrogates.training"))
 
     def options(self, cfg):
         return dict(width=16, depth=3, patch_size=1, embed_dim=64, n_heads=4, n_layers=2, seed=cfg.seed)
@@ -157,8 +213,13 @@ class NIOMethod(SparseBaseline):
     modes = ("inverse",)
     lr = 2e-3
 
+    shipped_class = "nio"
+
     def __init__(self):
         super().__init__("nio")
+
+    def shipped(self, cfg) -> Optional[str]:
+        return None                  # no NIO ships yet
 
     def available(self, cfg):
         if not is_boundary_task(cfg.task):
