@@ -125,6 +125,23 @@ def test_custom_loss_fn_plugs_in():
         train(_model(), tr, epochs=1, batch_size=8, lr=1e-2, resume=True)
 
 
+def test_extending_a_finished_cosine_run_follows_the_longer_plan(tmp_path):
+    """`--resume --epochs E'` on a finished cosine run (whose last lr is 0) trains on with the schedule of a run
+    planned for E' epochs from the start: the lr of its later epochs equals that plan's, not 0."""
+    tr, va = _data()
+    kw = dict(batch_size=8, lr=1e-2, seed=3, verbose=False, scheduler="cosine")
+    ck = tmp_path / "run.pt"
+    h3 = train(_model(), tr, va, epochs=3, checkpoint=ck, **kw)
+    state = torch.load(ck, weights_only=False)["training"]["optimizer"]["param_groups"][0]["lr"]
+    assert state == pytest.approx(0.0, abs=1e-12)            # the finished plan ends at lr 0
+    h6 = train(_model(), tr, va, epochs=6, checkpoint=ck, resume=True, **kw)
+    ref = train(_model(), tr, va, epochs=6, **kw)
+    assert len(h6["lr"]) == 6 and h6["lr"][:3] == h3["lr"]
+    assert h6["lr"][3:] == pytest.approx(ref["lr"][3:], rel=1e-9)
+    assert min(h6["lr"][3:-1]) > 0.1 * kw["lr"]
+    assert h6["train_loss"][-1] < h3["train_loss"][-1]       # it trained on
+
+
 def test_cli_train_fno_and_resume(tmp_path):
     from pdeinv.cli.app import main
     from pdeinv.data.generate import generate

@@ -217,6 +217,10 @@ def train(model: nn.Module, train_data: Dataset, val_data: Optional[Dataset] = N
                 sched.load_state_dict(tr["scheduler"])
             else:       # a longer (or shorter) run than planned: follow the new schedule from epoch `start`
                 import warnings
+                # the optimiser state carries the old schedule's last lr (0 at the end of a cosine run); the
+                # chainable schedulers scale the current lr, so start the new plan from its base lr
+                for group, base in zip(opt.param_groups, sched.base_lrs):
+                    group["lr"] = base
                 with warnings.catch_warnings():      # stepping without optimizer steps is intended here
                     warnings.simplefilter("ignore", UserWarning)
                     for _ in range(start):
