@@ -246,3 +246,41 @@ def test_task_solver_defaults_reach_the_solver_and_yield_to_the_caller():
     model = EDMDenoiser(channels=1, arch="unet", arch_kwargs=dict(base=8, mults=[1, 2], emb_dim=16), noise="grf")
     model.fit_normalizers(TASKS["poisson"].sample_m(TASKS["poisson"].grid(8), 16, seed=0).float())
     assert build("daps", "poisson", 8, model=model).drift == "exact"
+
+
+def test_warm_start_from_another_answer_forgets_it_above_the_posterior_scale(prob):
+    """``start=`` + ``sigma_start=``: the chains start at the start solver's answer noised to ``sigma_start`` and anneal
+    from there, at the levels below it only.  Started from a wrong answer (the posterior mean flipped in sign) at a
+    level above the prior's scale, DAPS still samples the exact posterior (the chi-square tests of its sample size);
+    started there at a level far below the posterior's spread, it keeps the wrong answer (the mean test rejects it),
+    so the start is used and the level decides how much of it is kept."""
+    from types import SimpleNamespace
+    S = 400
+    mean, _ = prob["post_inv"]
+    wrong = SimpleNamespace(m=-mean.reshape(1, 1, N, N), info={"method": "wrong"})
+    start = lambda y, fwd, seed=None: wrong                                     # noqa: E731
+    prior, _ = _m_prior(GRFNoise())
+    cold = DAPS(prior, physics="simulator", n_samples=S, num_steps=100, batch_size=S)(prob["y_inv"], prob["fwd"],
+                                                                                        seed=0)
+    out = {}
+    for label, ss in (("high", 2.0), ("low", 1e-3)):
+        res = DAPS(prior, physics="simulator", n_samples=S, num_steps=100, batch_size=S, start=start,
+                   sigma_start=ss)(prob["y_inv"], prob["fwd"], seed=0)
+        out[label] = (sample_statistics(res.samples.reshape(S, -1), prob["post_inv"]), res.info)
+    st, info = out["high"]
+    assert st["T"] < st["T_max"] and st["err"] < st["err_bound"], st
+    assert st["ratio_interval"][0] < st["ratio"] < st["ratio_interval"][1], st
+    assert info["start"]["method"] == "wrong" and info["sigma_start"] == 2.0
+    assert 0 < info["network_evals_per_sample"] < cold.info["network_evals_per_sample"]   # the levels below 2 only
+    low, _ = out["low"]
+    assert low["T"] > low["T_max"], low
+    with pytest.raises(ValueError, match="go together"):
+        DAPS(prior, start=start)
+    with pytest.raises(ValueError, match="sigma_start must be"):
+        DAPS(prior, start=start, sigma_start=-1.0)
+    model = EDMDenoiser(channels=1, arch="unet", arch_kwargs=dict(base=8, mults=[1, 2], emb_dim=16), noise="grf")
+    model.fit_normalizers(TASKS["poisson"].sample_m(TASKS["poisson"].grid(8), 16, seed=0).float())
+    warm = build("daps", "poisson", 8, model=model, start="map", sigma_start=0.5)
+    assert type(warm.start).__name__ == type(build("map", "poisson", 8)).__name__ and warm.sigma_start == 0.5
+    with pytest.raises(ValueError, match="start= takes 'map'"):
+        build("daps", "poisson", 8, model=model, start="fundps", sigma_start=1.0)

@@ -216,6 +216,10 @@ def _diffusion_builder(name: str):
             problem = task.make(res)[1]
             if hasattr(problem, "slice_residual") and name != "daps":     # DAPS has no PDE term: fwd is the physics
                 d["residual"] = problem.slice_residual
+        if isinstance(options.get("start"), str):     # DAPS warm start by name: the task's own solver of that name
+            if options["start"] != "map":
+                raise ValueError(f"start= takes 'map' (the task's MAP) or a solver object; got {options['start']!r}")
+            options = {**options, "start": build("map", task, res, mode=mode)}
         return SOLVERS[name](model, **{**d, **options})
     return builder
 

@@ -151,7 +151,7 @@ class DAPS(DiffusionPosteriorSolver):
                  step_size: float = 1.0, tempering: str = "schedule", preconditioner: str = "gauss-newton",
                  jacobian_every: int = 1, jacobian_at: str = "mean", drift: str = "exact",
                  metropolis: bool = False, project_state: Optional[bool] = None, weights: Optional[dict] = None,
-                 **kwargs):
+                 start=None, sigma_start: Optional[float] = None, **kwargs):
         if physics not in ("simulator", "none"):
             raise ValueError(f"DAPS takes physics='simulator' (data through fwd) or 'none' (observations of the "
                              f"joint prior's channel); got {physics!r}")
@@ -176,6 +176,15 @@ class DAPS(DiffusionPosteriorSolver):
             raise ValueError(f"DAPS has no option {sorted(bad)} (those are DPS guidance options); its own are "
                              "ode_steps, langevin_steps, step_size, tempering, preconditioner, jacobian_every, "
                              "jacobian_at, drift, metropolis")
+        if (start is None) != (sigma_start is None):
+            raise ValueError("start= (a solver whose answer the chains start from, e.g. MAP) and sigma_start= (the "
+                             "noise level, normalised units, to start the annealing at) go together")
+        if start is not None and not callable(start):
+            raise ValueError(f"start must be an inverse solver, solver(y, fwd, seed=) -> result with .m; got {start!r}")
+        if sigma_start is not None and not (isinstance(sigma_start, (int, float)) and sigma_start > 0):
+            raise ValueError(f"sigma_start must be a number > 0; got {sigma_start!r}")
+        self.start, self.sigma_start = start, (None if sigma_start is None else float(sigma_start))
+        self._start_info = None
         super().__init__(prior, mode=mode, physics=physics, n_samples=n_samples, num_steps=num_steps,
                          weights=weights, **kwargs)
         self.weights.pop("pde", None)
@@ -198,7 +207,29 @@ class DAPS(DiffusionPosteriorSolver):
                 "preconditioner": self.preconditioner, "jacobian_every": self.jacobian_every,
                 "jacobian_at": self.jacobian_at, "drift": self.drift, "metropolis": self.metropolis,
                 "project_state": self.project_state,
-                "sampler": "daps", "safeguard": None, "max_gain": None}
+                "sampler": "daps", "safeguard": None, "max_gain": None,
+                "start": self._start_info, "sigma_start": self.sigma_start}
+
+    def _initial_state(self, y, fwd, seed, grid, C):
+        """Warm start: the ``start`` solver's answer ``m`` (with ``u = F(m)`` for a joint prior), normalised."""
+        if self.start is None:
+            return None
+        res = self.start(y, fwd, seed=seed)
+        m0 = res.m.detach().to(torch.float64)
+        if self.clip is not None:
+            m0 = m0.clamp(*self.clip)
+        if C == 1:
+            x = m0
+        else:
+            x = torch.zeros(m0.shape[0], C, *grid.shape, dtype=torch.float64, device=m0.device)
+            x[:, self.m_channel:self.m_channel + 1] = m0
+            if self.u_channel is not None:
+                with torch.no_grad():
+                    x[:, self.u_channel:self.u_channel + 1] = fwd.solve(m0.to(y.dtype)).to(torch.float64)
+        self._start_info = {"method": (res.info or {}).get("method", type(self.start).__name__),
+                            "time_s": (res.info or {}).get("time_s")}
+        with torch.no_grad():
+            return self.prior.encode(x).to(torch.float64)
 
     # ------------------------------------------------------------------ data terms
     def _data_terms(self, batch):
@@ -246,10 +277,16 @@ class DAPS(DiffusionPosteriorSolver):
 
         inv = torch.unique(batch["sets"], return_inverse=True)[1]
         levels = sch.steps(self.num_steps, dtype=torch.float64).tolist()
-        x = levels[0] * noise.sample(shape, generator=generator, dtype=torch.float64, device=device)
+        first = 0
+        if batch.get("z_init") is not None:      # warm start: anneal from sigma_start around the start's answer
+            first = next((k for k in range(self.num_steps) if levels[k] <= self.sigma_start), self.num_steps - 1)
+            x = batch["z_init"].to(device=device, dtype=torch.float64) + levels[first] * noise.sample(
+                shape, generator=generator, dtype=torch.float64, device=device)
+        else:
+            x = levels[0] * noise.sample(shape, generator=generator, dtype=torch.float64, device=device)
         lin = None
         a = math.exp(-self.step_size)
-        for i in range(self.num_steps):
+        for i in range(first, self.num_steps):
             sigma, s_next = levels[i], levels[i + 1]
             with torch.no_grad():
                 x0 = ode_denoise(denoiser, x, sigma, self.ode_steps)

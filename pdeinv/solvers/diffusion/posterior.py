@@ -214,6 +214,10 @@ class DiffusionPosteriorSolver(InverseSolver):
     def extra_info(self) -> dict:
         return {}
 
+    def _initial_state(self, y, fwd, seed, grid, C):
+        """Normalised states ``(B, C, *grid)`` to start the chains from, or None (from pure noise)."""
+        return None
+
     # ------------------------------------------------------------------ solve
     def solve(self, y: torch.Tensor, fwd, *, seed: Optional[int] = None, y_m: Optional[torch.Tensor] = None,
               obs_m=None) -> InverseResult:
@@ -240,6 +244,7 @@ class DiffusionPosteriorSolver(InverseSolver):
         rep = lambda t: None if t is None else t.repeat_interleave(S, 0)
         exact = fwd.noise is None and not self.exact_data_weighted
         Y, Sd, Ym, Sm = rep(y), rep(torch.zeros_like(s) if exact else s), rep(y_m), rep(s_m)
+        Z0 = rep(self._initial_state(y, fwd, seed, grid, C))
         set_index = torch.arange(B).repeat_interleave(S)
         out, stats = [], []
         N = B * S
@@ -250,7 +255,7 @@ class DiffusionPosteriorSolver(InverseSolver):
             sl = slice(start, min(N, start + self.batch_size))
             gen = torch.Generator().manual_seed(base_seed * 1_000_003 + k)
             batch = dict(y=Y[sl], s=Sd[sl], y_m=cut(Ym, sl), s_m=cut(Sm, sl), obs_m=obs_m, fwd=fwd, scales=scales,
-                         sets=set_index[sl])
+                         sets=set_index[sl], z_init=cut(Z0, sl))
             z, st = self._sample_chains(counted, (sl.stop - sl.start, C, *grid.shape), batch, gen, dtype, device)
             stats.append(st)
             with torch.no_grad():
