@@ -303,12 +303,12 @@ def test_shipped_grf_prior_denoises_like_the_exact_law(name):
 
 
 def test_harness_amortised_rows_run_the_shipped_sparse_models():
-    """The harness's ``fno`` and ``vito`` rows on darcy 64² inverse at the shipped models' 3.05 % fraction run
-    ``darcy64-fno-sparse`` / ``darcy64-vito`` (trained on seed-2 fields, disjoint from the harness's seed-0
-    samples) instead of a quick model of their own; elsewhere (another grid, fraction or mode, or deeponet, of
-    which none ships) they train their own.  On harness test samples both beat 0.8x the error of the
-    constant guess (the law's mean from independent draws)."""
-    if not {"darcy64-fno-sparse", "darcy64-vito"} <= set(pretrained.available()):
+    """The harness's ``fno``, ``deeponet`` and ``vito`` rows on darcy 64² inverse at the shipped models' 3.05 %
+    fraction run ``darcy64-fno-sparse`` / ``darcy64-deeponet-sparse`` / ``darcy64-vito`` (trained on seed-2
+    fields, disjoint from the harness's seed-0 samples) instead of a quick model of their own; elsewhere
+    (another grid, fraction or mode) they train their own.  On harness test samples each beats 0.8x the
+    error of the constant guess (the law's mean from independent draws)."""
+    if not {"darcy64-fno-sparse", "darcy64-deeponet-sparse", "darcy64-vito"} <= set(pretrained.available()):
         pytest.skip("the darcy 64² amortised models do not ship in this checkout")
     from pdeinv.benchmark.config import BenchConfig, get_task
     from pdeinv.benchmark.methods import METHODS
@@ -318,18 +318,18 @@ def test_harness_amortised_rows_run_the_shipped_sparse_models():
     cfg = BenchConfig(task="darcy", res=64, mode="inverse", n_train=1000, n_test=3, verbose=False)
     fno, vito, deeponet = METHODS["fno"], METHODS["vito"], METHODS["deeponet"]
     assert fno.shipped(cfg) == "darcy64-fno-sparse" and vito.shipped(cfg) == "darcy64-vito"
-    assert deeponet.shipped(cfg) is None
+    assert deeponet.shipped(cfg) == "darcy64-deeponet-sparse"
     for other in (BenchConfig(task="darcy", res=32, mode="inverse", verbose=False),
                   BenchConfig(task="darcy", res=64, mode="forward", verbose=False),
                   BenchConfig(task="darcy", res=64, mode="inverse", obs=0.05, verbose=False)):
-        assert fno.shipped(other) is None and vito.shipped(other) is None
+        assert fno.shipped(other) is None and vito.shipped(other) is None and deeponet.shipped(other) is None
     assert fno.available(cfg) is None and vito.available(cfg) is None     # seed 2 training: no overlap
     assert fno.settings(cfg)["shipped"] == "darcy64-fno-sparse"
     m, u = load_split(cfg, "test", cfg.n_test)
     task = get_task("darcy")
     grid, _ = task.make(64)
     const = task.sample_m(grid, 64, seed=123).double().mean()
-    for method in (fno, vito):
+    for method in (fno, deeponet, vito):
         info = method.prepare(cfg, None)
         assert info["checkpoint"] == f"shipped:{method.shipped(cfg)}" and info["steps"] >= 5000
         err, base = [], []
