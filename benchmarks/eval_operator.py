@@ -27,6 +27,40 @@ def forward_errors(model, x, y, batch: int = 20):
     return metrics.relative_l2(pred, y.double()).numpy()
 
 
+def eit_errors(model, ds, a):
+    """An EIT inverse operator (NIO) as ``pdeinv invert --method amortized`` runs it: the data are the DtN fluxes
+    of all patterns at every boundary node (``DtNObservation``) with ``--noise`` relative Gaussian noise (seed
+    ``--seed + 10_000 + i``), through ``build("amortized", task, res, model=...)``."""
+    from pdeinv import metrics
+    from pdeinv.data.io import dataset_tensors, grid_of
+    from pdeinv.physics import ForwardModel, GaussianNoise
+    from pdeinv.physics.eit import DtNObservation
+    from pdeinv.solvers import build
+    from pdeinv.tasks import get_task
+    task = get_task(ds.attrs["task"])
+    res = grid_of(ds).shape[0]
+    problem = task.make(res)[1]
+    m, u = dataset_tensors(ds)
+    solver = build("amortized", task, res, model=model)
+    noise = GaussianNoise(relative=a.noise) if a.noise > 0 else None
+    errs = []
+    for i in range(m.shape[0]):
+        obs = DtNObservation(u.shape[-1])
+        fwd = ForwardModel(problem, obs, noise=noise)
+        yy = obs(u[i:i + 1].double())
+        if noise is not None:
+            yy = noise(yy, seed=a.seed + 10_000 + i)
+        errs.append(float(metrics.relative_l2(solver(yy, fwd).m.double().reshape(m[i:i + 1].shape),
+                                              m[i:i + 1].double())))
+    errs = np.array(errs)
+    mm = m.double()
+    mean_err = metrics.relative_l2(mm.mean(0, keepdim=True).expand_as(mm), mm).numpy()
+    return {"rel_l2": round(float(errs.mean()), 5), "rel_l2_std": round(float(errs.std(ddof=1)), 5),
+            "rel_l2_median": round(float(np.median(errs)), 5), "n": len(errs),
+            "mean_predictor_rel_l2": round(float(mean_err.mean()), 5), "set": a.data.split("/")[-1],
+            "noise": a.noise, "obs_seed": a.seed}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
@@ -49,8 +83,11 @@ def main(argv=None):
     if type(model).__name__ == "ViTO":
         mode = "inverse"
     ds = load_dataset(a.data)
-    x, y = operator_pairs(ds, mode, a.time_index)
     errs, pix = [], []
+    if str(ds.attrs.get("task", "")).startswith("eit"):     # NIO: every flux of every pattern, relative noise
+        print(json.dumps(eit_errors(model, ds, a)))
+        return
+    x, y = operator_pairs(ds, mode, a.time_index)
     if a.sparse is None:
         errs = forward_errors(model, x, y)
     else:

@@ -237,9 +237,14 @@ def test_shipped_inverse_operator_reproduces_its_recorded_error(name, tmp_path):
     n = 16
     m = task.sample_m(grid, n, seed=7)
     solver = build("amortized", task, e["res"], model=name)
+    eit = e["task"].startswith("eit")      # NIO: every flux of every pattern at every boundary node
     errs = []
     for i in range(n):
-        obs = PointObservation.random(grid, fraction=v["fraction"], seed=100 + i)
+        if eit:
+            from pdeinv.physics.eit import DtNObservation
+            obs = DtNObservation(problem.n_boundary)
+        else:
+            obs = PointObservation.random(grid, fraction=v["fraction"], seed=100 + i)
         fwd = ForwardModel(problem, obs, GaussianNoise(relative=v["noise"]))
         y = fwd(m[i:i + 1], seed=200 + i)
         errs.append(float(relative_l2(solver(y, fwd).m.double(), m[i:i + 1].double())))
@@ -248,6 +253,8 @@ def test_shipped_inverse_operator_reproduces_its_recorded_error(name, tmp_path):
     rec, spread = v["rel_l2"], v.get("rel_l2_std", v["rel_l2"])
     assert abs(errs.mean() - rec) <= 4 * spread / np.sqrt(n) + 0.1 * rec, (errs.mean(), rec)
     assert errs.mean() < 0.7 * mean_err.mean(), (errs.mean(), mean_err.mean())
+    if eit:
+        return                             # `pdeinv invert` reads point-observation files; EIT data go by the API
     # the command line, on the last sample's observation file
     save_observations(str(tmp_path / "obs.nc"), obs.points, y, task=e["task"], noise_relative=v["noise"],
                       res=e["res"])
@@ -339,3 +346,35 @@ def test_harness_amortised_rows_run_the_shipped_sparse_models():
             err.append(float(relative_l2(pred.reshape(m[i:i + 1].shape), m[i:i + 1].double())))
             base.append(float(relative_l2(torch.full_like(m[i:i + 1].double(), float(const)), m[i:i + 1].double())))
         assert sum(err) < 0.8 * sum(base), (method.name, err, base)
+
+
+def test_harness_nio_row_runs_the_shipped_nio():
+    """On eit_inclusions 32² the harness's ``nio`` row runs the shipped NIO (trained on seed-2 fields) and on harness
+    test samples beats 0.8x the error of the constant guess (the law's mean conductivity from independent draws)."""
+    name = next((n for n in pretrained.available(task="eit_inclusions", method="amortized")
+                 if pretrained.info(n)["class"] == "nio"), None)
+    if name is None:
+        pytest.skip("no NIO ships for eit_inclusions")
+    from pdeinv.benchmark.config import BenchConfig, get_task
+    from pdeinv.benchmark.methods import METHODS
+    from pdeinv.benchmark.samples import load_split, make_sample
+    from pdeinv.metrics import relative_l2
+
+    res = pretrained.info(name)["res"]
+    cfg = BenchConfig(task="eit_inclusions", res=res, mode="inverse", n_train=1000, n_test=4, verbose=False)
+    nio = METHODS["nio"]
+    assert nio.shipped(cfg) == name and nio.available(cfg) is None and nio.settings(cfg)["shipped"] == name
+    assert nio.shipped(BenchConfig(task="eit_inclusions", res=2 * res, mode="inverse", verbose=False)) is None
+    info = nio.prepare(cfg, None)
+    assert info["checkpoint"] == f"shipped:{name}"
+    m, u = load_split(cfg, "test", cfg.n_test)
+    task = get_task("eit_inclusions")
+    const = float(task.sample_m(task.grid(res), 64, seed=123).double().mean())
+    err, base = [], []
+    for i in range(cfg.n_test):
+        s = make_sample(cfg, i, m[i:i + 1], u[i:i + 1])
+        pred, _ = nio.predict(cfg, s)
+        truth = m[i:i + 1].double()
+        err.append(float(relative_l2(pred.reshape(truth.shape), truth)))
+        base.append(float(relative_l2(torch.full_like(truth, const), truth)))
+    assert sum(err) < 0.8 * sum(base), (err, base)

@@ -219,18 +219,29 @@ class NIOMethod(SparseBaseline):
         super().__init__("nio")
 
     def shipped(self, cfg) -> Optional[str]:
-        return None                  # no NIO ships yet
+        """A shipped NIO of the run's task and grid (EIT data: every pattern at every boundary node, no fraction)."""
+        from pdeinv.nn import pretrained
+        if cfg.res is None or cfg.mode != "inverse":
+            return None
+        return next((n for n in pretrained.available(task=cfg.task, method="amortized")
+                     if pretrained.info(n).get("class") == "nio" and pretrained.info(n).get("res") == int(cfg.res)),
+                    None)
 
     def available(self, cfg):
         if not is_boundary_task(cfg.task):
             return (f"NIO maps boundary measurement operators (EIT / DtN data, tasks eit*), not the sparse interior "
                     f"points of task {cfg.task!r}; see benchmarks/bench_nio.py")
-        return module_missing("pdeinv.surrogates.nio") or module_missing("pdeinv.surrogates.training")
+        return (self.shipped_leak(cfg) or module_missing("pdeinv.surrogates.nio")
+                or module_missing("pdeinv.surrogates.training"))
 
     def options(self, cfg):
         return dict(n_modes=[min(8, cfg.res // 2)] * 2, hidden_channels=int(cfg.width), n_layers=4, seed=cfg.seed)
 
     def settings(self, cfg):
+        shipped = self.shipped(cfg)
+        if shipped is not None:
+            from pdeinv.nn import pretrained
+            return {"operator": "nio", "shipped": shipped, "sha256": pretrained.info(shipped).get("sha256")}
         return {"operator": "nio", "n_train": cfg.n_train, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
                 "lr": self.lr, "options": self.options(cfg)}
 
@@ -240,8 +251,10 @@ class NIOMethod(SparseBaseline):
         from pdeinv.nn.training import relative_l2_loss, train
         from pdeinv.surrogates import load
         from pdeinv.surrogates.nio import NIO, eit_measurements, nio_loss
-        final, ckpt = self._paths(cfg)
         self._problem = get_task(cfg.task).make(cfg.res)[1]
+        if self.shipped(cfg) is not None:
+            return self.prepare_shipped(cfg)
+        final, ckpt = self._paths(cfg)
         model, info = load_cached_model(final, load, self.name, cfg)
         if model is not None:
             self._model = model
