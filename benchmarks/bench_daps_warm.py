@@ -49,9 +49,15 @@ def main(argv=None):
     ap.add_argument("--no-cold", action="store_true", help="skip the cold DAPS row")
     ap.add_argument("--opts", default="{}", help="extra DAPS options (JSON)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--first", type=int, default=0, help="first harness test sample (to split a run over processes)")
+    ap.add_argument("--map-iter", type=int, default=None, help="MAP's L-BFGS iteration cap (default: the task's)")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="only merge the per-sample records of earlier runs (results JSONs) into --name")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.merge:
+        return merge(a)
 
     from pdeinv import metrics
     from pdeinv.benchmark.config import BenchConfig
@@ -65,15 +71,20 @@ def main(argv=None):
     task = get_task(a.task)
     grid, problem = task.make(a.res)
     model = a.model or pretrained.default_for("daps", a.task, a.res)
-    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.n, verbose=False)
-    m_all, u_all = load_split(cfg, "test", a.n)
-    samples = [make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1]) for i in range(a.n)]
+    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.first + a.n, verbose=False)
+    m_all, u_all = load_split(cfg, "test", a.first + a.n)
+    samples = [make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1]) for i in range(a.first, a.first + a.n)]
     fwds = [ForwardModel(problem, s.observation, s.noise) for s in samples]
     darcy = a.task == "darcy"
     extra = json.loads(a.opts)
 
-    def score(m_mean, draws, s):
-        out = {"rel_l2": float(metrics.relative_l2(m_mean.reshape(s.m.shape), s.m))}
+    def chi2(m, s, f):             # ||(y - G(m)) / sigma||^2 / P: about 1 for an answer that fits to the noise
+        with torch.no_grad():
+            return float(2 * f.misfit(m.reshape(s.m.shape).to(s.y.dtype), s.y)) / s.y.numel()
+
+    def score(m_mean, draws, s, f):
+        out = {"index": s.index, "rel_l2": float(metrics.relative_l2(m_mean.reshape(s.m.shape), s.m)),
+               "chi2": chi2(m_mean, s, f) if draws is None else float(np.mean([chi2(d, s, f) for d in draws]))}
         if darcy:
             out["pixel"] = float(metrics.error_rate(m_mean.reshape(s.m.shape), s.m))
             if draws is not None:
@@ -83,14 +94,16 @@ def main(argv=None):
 
     per = {}
     t_map, maps = [], {}
-    map_solver = build("map", task, a.res)
+    map_solver = build("map", task, a.res, **({"max_iter": a.map_iter} if a.map_iter else {}))
+    map_label = f"MAP (task defaults, L-BFGS <= {map_solver.max_iter} its)"
     for s, f in zip(samples, fwds):
         t0 = time.perf_counter()
         r = map_solver(s.y, f, seed=s.method_seed)
         t_map.append(time.perf_counter() - t0)
         maps[id(f)] = r
-        per.setdefault("MAP (task defaults: TV, L-BFGS <= 200 its)", []).append({**score(r.m, None, s), "s": t_map[-1]})
-        print("map", per["MAP (task defaults: TV, L-BFGS <= 200 its)"][-1], flush=True)
+        per.setdefault(map_label, []).append({**score(r.m, None, s, f), "s": t_map[-1],
+                                              "converged": bool((r.info or {}).get("converged"))})
+        print("map", per[map_label][-1], flush=True)
 
     rows_cfg = [] if a.no_cold else [("DAPS cold (from sigma_max)", {})]
     for ss in [float(v) for v in a.sigma_starts.split(",") if v.strip()]:
@@ -103,17 +116,30 @@ def main(argv=None):
             r = solver(s.y, f, seed=s.method_seed)
             dt = time.perf_counter() - t0 + (t_map[k] if "start" in opts else 0.0)
             evals[label] = r.info.get("network_evals_per_sample")
-            per.setdefault(label, []).append({**score(r.m, r.samples[:, 0], s), "s": dt})
+            per.setdefault(label, []).append({**score(r.m, r.samples[:, 0], s, f), "s": dt})
             print(label, per[label][-1], flush=True)
 
+    meta = {"task": a.task, "res": a.res, "draws": a.draws, "model": model, "options": extra,
+            "command": "OMP_NUM_THREADS=1 python benchmarks/bench_daps_warm.py " + " ".join(argv or sys.argv[1:]),
+            "evals": evals}
+    write_table(a.name or f"daps_warm-{a.task}", per, meta, a.threads)
+
+
+def write_table(name, per, meta, threads):
+    """The side-by-side table of the per-sample records ``per[label]`` (the first label is the reference)."""
+    from pdeinv.benchmark.runner import git_commit, machine_info
+    darcy = meta["task"] == "darcy"
     rows = []
     for label, recs in per.items():
         row = {"method": label, "n": len(recs), "rel_l2": float(np.mean([r["rel_l2"] for r in recs])),
-               "s_per_sample": float(np.mean([r["s"] for r in recs])), "evals_per_draw": evals.get(label)}
+               "chi2": float(np.mean([r["chi2"] for r in recs])),
+               "s_per_sample": float(np.mean([r["s"] for r in recs])), "evals_per_draw": meta["evals"].get(label)}
         if darcy:
             row["pixel"] = float(np.mean([r["pixel"] for r in recs]))
             if "pixel_draw" in recs[0]:
                 row["pixel_draw"] = float(np.mean([r["pixel_draw"] for r in recs]))
+        if "converged" in recs[0]:
+            row["converged"] = f"{sum(r['converged'] for r in recs)}/{len(recs)}"
         row["per_sample"] = recs
         rows.append(row)
     ref = rows[0]
@@ -121,24 +147,46 @@ def main(argv=None):
         r["ratio_rel_l2"] = r["rel_l2"] / ref["rel_l2"]
         if darcy:
             r["ratio_pixel"] = r["pixel"] / ref["pixel"]
+            # per-sample pixel-error differences against the reference: mean and its standard error
+            d = np.array([x["pixel"] - y["pixel"] for x, y in zip(r["per_sample"], ref["per_sample"])])
+            r["pixel_diff"] = float(d.mean())
+            r["pixel_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
     cols = [("method", "method", None), ("n", "samples", "{}"), ("rel_l2", "rel. L2 (mean)", "{:.2%}"),
             ("ratio_rel_l2", "ratio to MAP", "{:.3f}")]
     if darcy:
         cols += [("pixel", "pixel error, posterior mean", "{:.2%}"), ("ratio_pixel", "ratio to MAP", "{:.3f}"),
+                 ("pixel_diff", "minus MAP's, per sample (mean)", "{:+.2%}"), ("pixel_diff_se", "± s.e.", "{:.2%}"),
                  ("pixel_draw", "pixel error, one draw", "{:.2%}")]
-    cols += [("evals_per_draw", "network evals / draw", "{:.0f}"), ("s_per_sample", "s / sample", "{:.1f}")]
+    cols += [("chi2", "data misfit chi2/P (MAP: its answer; DAPS: per draw)", "{:.2f}"),
+             ("converged", "MAP at gtol", None),
+             ("evals_per_draw", "network evals / draw", "{:.0f}"), ("s_per_sample", "s / sample", "{:.1f}")]
     mi = machine_info()
-    cmd = "OMP_NUM_THREADS=1 python benchmarks/bench_daps_warm.py " + " ".join(argv or sys.argv[1:])
-    md = (f"# DAPS warm-started at MAP: {a.task} inverse, {a.res}², harness test samples 0-{a.n - 1}\n\n"
-          f"`{cmd}`; prior `{model}`; {a.draws} draws per sample; DAPS options: task defaults"
-          f"{' + ' + json.dumps(extra) if extra else ''}.  Machine: {mi.get('cpu')}, {a.threads} thread(s); "
-          f"commit {git_commit()}.\n\n" + md_table(rows, cols) +
+    idx = sorted(r["index"] for r in ref["per_sample"])
+    md = (f"# DAPS warm-started at MAP: {meta['task']} inverse, {meta['res']}², harness test samples "
+          f"{idx[0]}-{idx[-1]} (n_train=1000: held out from the prior's training fields)\n\n"
+          f"`{meta['command']}`; prior `{meta['model']}`; {meta['draws']} draws per sample; DAPS options: task "
+          f"defaults{' + ' + json.dumps(meta['options']) if meta['options'] else ''}.  Machine: {mi.get('cpu')}, "
+          f"{threads} thread(s) per process; commit {git_commit()}.\n\n" + md_table(rows, cols) +
           "\n\nThe warm rows' time includes the MAP solve they start from.  sigma_start is in the prior's "
-          "normalised units (the data have std sigma_data there).\n")
-    name = a.name or f"daps_warm-{a.task}"
-    write_results(name, rows, md, meta={"task": a.task, "res": a.res, "n": a.n, "draws": a.draws, "model": model,
-                                        "command": cmd})
+          "normalised units (the data have std sigma_data there).  chi2/P is about 1 for an answer that fits the "
+          "data to the noise.\n")
+    write_results(name, rows, md, meta=meta)
     print(md)
+
+
+def merge(a):
+    """Merge the per-sample records of several runs of this script (``--first`` splits) into one table."""
+    per, meta = {}, None
+    for path in a.merge:
+        d = json.loads(Path(path).read_text())
+        meta = meta or {**d["meta"], "command": " + ".join(json.loads(Path(p).read_text())["meta"]["command"]
+                                                            for p in a.merge)}
+        meta["evals"] = {**meta.get("evals", {}), **d["meta"].get("evals", {})}
+        for row in d["records"]:
+            per.setdefault(row["method"], []).extend(row["per_sample"])
+    for recs in per.values():
+        recs.sort(key=lambda r: r["index"])
+    write_table(a.name, per, meta, a.threads)
 
 
 if __name__ == "__main__":
