@@ -243,6 +243,7 @@ def test_task_solver_defaults_reach_the_solver_and_yield_to_the_caller():
         pytest.skip("ns64-uno not shipped")
     assert build("daps", "ns", 64).drift == "chord"
     assert build("daps", "ns", 64, drift="exact").drift == "exact"
+    assert TASKS["darcy"].solver_defaults["daps"] == {"drift": "chord"}     # the clamped exact drift misfits
     model = EDMDenoiser(channels=1, arch="unet", arch_kwargs=dict(base=8, mults=[1, 2], emb_dim=16), noise="grf")
     model.fit_normalizers(TASKS["poisson"].sample_m(TASKS["poisson"].grid(8), 16, seed=0).float())
     assert build("daps", "poisson", 8, model=model).drift == "exact"
