@@ -1,7 +1,8 @@
 """Learned amortised baselines: sparse FNO / DeepONet, ViTO and NIO, trained for the setting they are tested in.
 
 Where a trained model of the row's kind ships for the task, grid, mode and observation fraction
-(``pdeinv models``: ``darcy64-fno-sparse`` for ``fno``, ``darcy64-vito`` for ``vito``), the row runs it,
+(``pdeinv models``: ``darcy64-fno-sparse`` for ``fno``, ``darcy64-deeponet-sparse`` for ``deeponet``,
+``darcy64-vito`` for ``vito``, ``eit_inclusions32-nio`` for ``nio``), the row runs it,
 as the diffusion rows run their shipped priors, and refuses test samples it was trained on.  Otherwise
 each is trained once per task, mode, sizes and seed (``pdeinv.nn.training.train``: Adam, cosine
 schedule, 10 % of the training pairs held out for validation and best-epoch restore), cached under
@@ -43,6 +44,7 @@ class SparseBaseline(Method):
     needs_training = True
     lr = 1e-3
     shipped_class = "sparse"     # the manifest ``class`` of a shipped model this row can run
+    point_data = True            # a shipped model must have been validated at the run's observation fraction
 
     def __init__(self, operator: str):
         self.operator = operator
@@ -71,6 +73,8 @@ class SparseBaseline(Method):
                     or e.get("mode", "inverse") != cfg.mode
                     or (self.shipped_class == "sparse" and e.get("operator") != self.operator)):
                 continue
+            if not self.point_data:
+                return name
             frac = (e.get("validation") or {}).get("fraction")
             if frac is not None and abs(float(frac) - float(cfg.obs)) <= 1e-9:
                 return name
@@ -214,18 +218,10 @@ class NIOMethod(SparseBaseline):
     lr = 2e-3
 
     shipped_class = "nio"
+    point_data = False           # EIT data: every pattern at every boundary node, no fraction
 
     def __init__(self):
         super().__init__("nio")
-
-    def shipped(self, cfg) -> Optional[str]:
-        """A shipped NIO of the run's task and grid (EIT data: every pattern at every boundary node, no fraction)."""
-        from pdeinv.nn import pretrained
-        if cfg.res is None or cfg.mode != "inverse":
-            return None
-        return next((n for n in pretrained.available(task=cfg.task, method="amortized")
-                     if pretrained.info(n).get("class") == "nio" and pretrained.info(n).get("res") == int(cfg.res)),
-                    None)
 
     def available(self, cfg):
         if not is_boundary_task(cfg.task):
