@@ -142,13 +142,14 @@ def write_table(name, per, meta, threads):
             row["converged"] = f"{sum(r['converged'] for r in recs)}/{len(recs)}"
         row["per_sample"] = recs
         rows.append(row)
-    ref = rows[0]
-    for r in rows:
-        r["ratio_rel_l2"] = r["rel_l2"] / ref["rel_l2"]
+    ref = {x["index"]: x for x in rows[0]["per_sample"]}
+    for r in rows:              # ratios and differences against the reference on the row's own samples
+        same = [ref[x["index"]] for x in r["per_sample"]]
+        r["ratio_rel_l2"] = r["rel_l2"] / float(np.mean([y["rel_l2"] for y in same]))
         if darcy:
-            r["ratio_pixel"] = r["pixel"] / ref["pixel"]
+            r["ratio_pixel"] = r["pixel"] / float(np.mean([y["pixel"] for y in same]))
             # per-sample pixel-error differences against the reference: mean and its standard error
-            d = np.array([x["pixel"] - y["pixel"] for x, y in zip(r["per_sample"], ref["per_sample"])])
+            d = np.array([x["pixel"] - y["pixel"] for x, y in zip(r["per_sample"], same)])
             r["pixel_diff"] = float(d.mean())
             r["pixel_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
     cols = [("method", "method", None), ("n", "samples", "{}"), ("rel_l2", "rel. L2 (mean)", "{:.2%}"),
@@ -161,7 +162,7 @@ def write_table(name, per, meta, threads):
              ("converged", "MAP at gtol", None),
              ("evals_per_draw", "network evals / draw", "{:.0f}"), ("s_per_sample", "s / sample", "{:.1f}")]
     mi = machine_info()
-    idx = sorted(r["index"] for r in ref["per_sample"])
+    idx = sorted(ref)
     md = (f"# DAPS warm-started at MAP: {meta['task']} inverse, {meta['res']}², harness test samples "
           f"{idx[0]}-{idx[-1]} (n_train=1000: held out from the prior's training fields)\n\n"
           f"`{meta['command']}`; prior `{meta['model']}`; {meta['draws']} draws per sample; DAPS options: task "
