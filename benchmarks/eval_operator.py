@@ -52,13 +52,20 @@ def eit_errors(model, ds, a):
             yy = noise(yy, seed=a.seed + 10_000 + i)
         errs.append(float(metrics.relative_l2(solver(yy, fwd).m.double().reshape(m[i:i + 1].shape),
                                               m[i:i + 1].double())))
-    errs = np.array(errs)
-    mm = m.double()
-    mean_err = metrics.relative_l2(mm.mean(0, keepdim=True).expand_as(mm), mm).numpy()
+    out = summary(errs, m, a)
+    out["rel_l2_median"] = round(float(np.median(errs)), 5)
+    out.update(noise=a.noise, obs_seed=a.seed)
+    return out
+
+
+def summary(errs, target, a) -> dict:
+    """Mean and spread of the per-sample errors ``errs``, beside the error of the mean predictor (the mean of
+    ``target`` over the set, itself evaluated on every sample of ``target``)."""
+    from pdeinv import metrics
+    errs, t = np.asarray(errs, dtype=float), target.double()
+    mean_err = metrics.relative_l2(t.mean(0, keepdim=True).expand_as(t), t).numpy()
     return {"rel_l2": round(float(errs.mean()), 5), "rel_l2_std": round(float(errs.std(ddof=1)), 5),
-            "rel_l2_median": round(float(np.median(errs)), 5), "n": len(errs),
-            "mean_predictor_rel_l2": round(float(mean_err.mean()), 5), "set": a.data.split("/")[-1],
-            "noise": a.noise, "obs_seed": a.seed}
+            "n": len(errs), "mean_predictor_rel_l2": round(float(mean_err.mean()), 5), "set": a.data.split("/")[-1]}
 
 
 def main(argv=None):
@@ -104,10 +111,7 @@ def main(argv=None):
             errs.append(float(metrics.relative_l2(pred, y[i:i + 1].double())))
             if ds.attrs.get("task") == "darcy":
                 pix.append(float(metrics.error_rate(pred, y[i:i + 1].double())))
-        errs = np.array(errs)
-    mean_err = metrics.relative_l2(y.double().mean(0, keepdim=True).expand_as(y), y.double()).numpy()
-    out = {"rel_l2": round(float(errs.mean()), 5), "rel_l2_std": round(float(errs.std(ddof=1)), 5), "n": len(errs),
-           "mean_predictor_rel_l2": round(float(mean_err.mean()), 5), "set": a.data.split("/")[-1]}
+    out = summary(errs, y, a)
     if a.sparse is not None:
         out.update(fraction=a.sparse, noise=a.noise, obs_seed=a.seed)
     if pix:

@@ -5,8 +5,6 @@ The mechanism: ``pdeinv train`` -> ``pdeinv models ship`` -> load by name (check
 the step count.  The shipped files: each loads, states its grid, task and training command, refuses a
 task it cannot serve, and reproduces its recorded held-out error on fresh held-out samples drawn here.
 """
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -319,8 +317,7 @@ def test_harness_amortised_rows_run_the_shipped_sparse_models():
         pytest.skip("the darcy 64² amortised models do not ship in this checkout")
     from pdeinv.benchmark.config import BenchConfig, get_task
     from pdeinv.benchmark.methods import METHODS
-    from pdeinv.benchmark.samples import load_split, make_sample
-    from pdeinv.metrics import relative_l2
+    from pdeinv.benchmark.samples import load_split
 
     cfg = BenchConfig(task="darcy", res=64, mode="inverse", n_train=1000, n_test=3, verbose=False)
     fno, vito, deeponet = METHODS["fno"], METHODS["vito"], METHODS["deeponet"]
@@ -339,13 +336,22 @@ def test_harness_amortised_rows_run_the_shipped_sparse_models():
     for method in (fno, deeponet, vito):
         info = method.prepare(cfg, None)
         assert info["checkpoint"] == f"shipped:{method.shipped(cfg)}" and info["steps"] >= 5000
-        err, base = [], []
-        for i in range(cfg.n_test):
-            s = make_sample(cfg, i, m[i:i + 1], u[i:i + 1])
-            pred, _ = method.predict(cfg, s)
-            err.append(float(relative_l2(pred.reshape(m[i:i + 1].shape), m[i:i + 1].double())))
-            base.append(float(relative_l2(torch.full_like(m[i:i + 1].double(), float(const)), m[i:i + 1].double())))
+        err, base = _harness_errors(method, cfg, m, u, float(const))
         assert sum(err) < 0.8 * sum(base), (method.name, err, base)
+
+
+def _harness_errors(method, cfg, m, u, const):
+    """Per-sample rel. L2 of a harness row's prediction on the harness's test samples ``(m, u)``, and that of the
+    constant guess ``const``."""
+    from pdeinv.benchmark.samples import make_sample
+    from pdeinv.metrics import relative_l2
+    err, base = [], []
+    for i in range(cfg.n_test):
+        pred, _ = method.predict(cfg, make_sample(cfg, i, m[i:i + 1], u[i:i + 1]))
+        truth = m[i:i + 1].double()
+        err.append(float(relative_l2(pred.reshape(truth.shape), truth)))
+        base.append(float(relative_l2(torch.full_like(truth, const), truth)))
+    return err, base
 
 
 def test_harness_nio_row_runs_the_shipped_nio():
@@ -357,8 +363,7 @@ def test_harness_nio_row_runs_the_shipped_nio():
         pytest.skip("no NIO ships for eit_inclusions")
     from pdeinv.benchmark.config import BenchConfig, get_task
     from pdeinv.benchmark.methods import METHODS
-    from pdeinv.benchmark.samples import load_split, make_sample
-    from pdeinv.metrics import relative_l2
+    from pdeinv.benchmark.samples import load_split
 
     res = pretrained.info(name)["res"]
     cfg = BenchConfig(task="eit_inclusions", res=res, mode="inverse", n_train=1000, n_test=4, verbose=False)
@@ -370,11 +375,5 @@ def test_harness_nio_row_runs_the_shipped_nio():
     m, u = load_split(cfg, "test", cfg.n_test)
     task = get_task("eit_inclusions")
     const = float(task.sample_m(task.grid(res), 64, seed=123).double().mean())
-    err, base = [], []
-    for i in range(cfg.n_test):
-        s = make_sample(cfg, i, m[i:i + 1], u[i:i + 1])
-        pred, _ = nio.predict(cfg, s)
-        truth = m[i:i + 1].double()
-        err.append(float(relative_l2(pred.reshape(truth.shape), truth)))
-        base.append(float(relative_l2(torch.full_like(truth, const), truth)))
+    err, base = _harness_errors(nio, cfg, m, u, const)
     assert sum(err) < 0.8 * sum(base), (err, base)

@@ -184,7 +184,6 @@ class DAPS(DiffusionPosteriorSolver):
         if sigma_start is not None and not (isinstance(sigma_start, (int, float)) and sigma_start > 0):
             raise ValueError(f"sigma_start must be a number > 0; got {sigma_start!r}")
         self.start, self.sigma_start = start, (None if sigma_start is None else float(sigma_start))
-        self._start_info = None
         super().__init__(prior, mode=mode, physics=physics, n_samples=n_samples, num_steps=num_steps,
                          weights=weights, **kwargs)
         self.weights.pop("pde", None)
@@ -208,12 +207,12 @@ class DAPS(DiffusionPosteriorSolver):
                 "jacobian_at": self.jacobian_at, "drift": self.drift, "metropolis": self.metropolis,
                 "project_state": self.project_state,
                 "sampler": "daps", "safeguard": None, "max_gain": None,
-                "start": self._start_info, "sigma_start": self.sigma_start}
+                "start": None, "sigma_start": self.sigma_start}
 
     def _initial_state(self, y, fwd, seed, grid, C):
         """Warm start: the ``start`` solver's answer ``m`` (with ``u = F(m)`` for a joint prior), normalised."""
         if self.start is None:
-            return None
+            return None, {}
         res = self.start(y, fwd, seed=seed)
         m0 = res.m.detach().to(torch.float64)
         if self.clip is not None:
@@ -226,10 +225,10 @@ class DAPS(DiffusionPosteriorSolver):
             if self.u_channel is not None:
                 with torch.no_grad():
                     x[:, self.u_channel:self.u_channel + 1] = fwd.solve(m0.to(y.dtype)).to(torch.float64)
-        self._start_info = {"method": (res.info or {}).get("method", type(self.start).__name__),
-                            "time_s": (res.info or {}).get("time_s")}
+        start_info = {"start": {"method": (res.info or {}).get("method", type(self.start).__name__),
+                                "time_s": (res.info or {}).get("time_s")}}
         with torch.no_grad():
-            return self.prior.encode(x).to(torch.float64)
+            return self.prior.encode(x).to(torch.float64), start_info
 
     # ------------------------------------------------------------------ data terms
     def _data_terms(self, batch):

@@ -215,8 +215,9 @@ class DiffusionPosteriorSolver(InverseSolver):
         return {}
 
     def _initial_state(self, y, fwd, seed, grid, C):
-        """Normalised states ``(B, C, *grid)`` to start the chains from, or None (from pure noise)."""
-        return None
+        """``(z0, info)``: normalised states ``(B, C, *grid)`` to start the chains from, or None (from pure noise),
+        and what to record about the start in the result's ``info``."""
+        return None, {}
 
     # ------------------------------------------------------------------ solve
     def solve(self, y: torch.Tensor, fwd, *, seed: Optional[int] = None, y_m: Optional[torch.Tensor] = None,
@@ -244,7 +245,8 @@ class DiffusionPosteriorSolver(InverseSolver):
         rep = lambda t: None if t is None else t.repeat_interleave(S, 0)
         exact = fwd.noise is None and not self.exact_data_weighted
         Y, Sd, Ym, Sm = rep(y), rep(torch.zeros_like(s) if exact else s), rep(y_m), rep(s_m)
-        Z0 = rep(self._initial_state(y, fwd, seed, grid, C))
+        z0, start_info = self._initial_state(y, fwd, seed, grid, C)
+        Z0 = rep(z0)
         set_index = torch.arange(B).repeat_interleave(S)
         out, stats = [], []
         N = B * S
@@ -278,6 +280,7 @@ class DiffusionPosteriorSolver(InverseSolver):
                 "tempering": self.tempering, "safeguard": self.safeguard, "max_gain": self.max_gain,
                 "trust": self.trust_for(), "network_evals_per_sample": counted.evals / N}
         info.update(self.extra_info())
+        info.update(start_info)
         info["guidance"], warnings = stats_info(merge_stats(stats))
         if warnings:
             info["warnings"] = warnings
