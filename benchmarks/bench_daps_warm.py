@@ -61,7 +61,6 @@ def main(argv=None):
 
     from pdeinv import metrics
     from pdeinv.benchmark.config import BenchConfig
-    from pdeinv.benchmark.runner import machine_info, git_commit
     from pdeinv.benchmark.samples import load_split, make_sample
     from pdeinv.nn import pretrained
     from pdeinv.physics import ForwardModel
@@ -146,6 +145,9 @@ def write_table(name, per, meta, threads):
     for r in rows:              # ratios and differences against the reference on the row's own samples
         same = [ref[x["index"]] for x in r["per_sample"]]
         r["ratio_rel_l2"] = r["rel_l2"] / float(np.mean([y["rel_l2"] for y in same]))
+        d = np.array([x["rel_l2"] - y["rel_l2"] for x, y in zip(r["per_sample"], same)])
+        r["rel_l2_diff"] = float(d.mean())
+        r["rel_l2_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
         if darcy:
             r["ratio_pixel"] = r["pixel"] / float(np.mean([y["pixel"] for y in same]))
             # per-sample pixel-error differences against the reference: mean and its standard error
@@ -153,7 +155,8 @@ def write_table(name, per, meta, threads):
             r["pixel_diff"] = float(d.mean())
             r["pixel_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
     cols = [("method", "method", None), ("n", "samples", "{}"), ("rel_l2", "rel. L2 (mean)", "{:.2%}"),
-            ("ratio_rel_l2", "ratio to MAP", "{:.3f}")]
+            ("ratio_rel_l2", "ratio to MAP", "{:.3f}"), ("rel_l2_diff", "minus MAP's, per sample", "{:+.2%}"),
+            ("rel_l2_diff_se", "± s.e.", "{:.2%}")]
     if darcy:
         cols += [("pixel", "pixel error, posterior mean", "{:.2%}"), ("ratio_pixel", "ratio to MAP", "{:.3f}"),
                  ("pixel_diff", "minus MAP's, per sample (mean)", "{:+.2%}"), ("pixel_diff_se", "± s.e.", "{:.2%}"),
@@ -163,7 +166,7 @@ def write_table(name, per, meta, threads):
              ("evals_per_draw", "network evals / draw", "{:.0f}"), ("s_per_sample", "s / sample", "{:.1f}")]
     mi = machine_info()
     idx = sorted(ref)
-    md = (f"# DAPS warm-started at MAP: {meta['task']} inverse, {meta['res']}², harness test samples "
+    md = (f"# DAPS, cold and warm-started at MAP, beside MAP: {meta['task']} inverse, {meta['res']}², harness test samples "
           f"{idx[0]}-{idx[-1]} (n_train=1000: held out from the prior's training fields)\n\n"
           f"`{meta['command']}`; prior `{meta['model']}`; {meta['draws']} draws per sample; DAPS options: task "
           f"defaults{' + ' + json.dumps(meta['options']) if meta['options'] else ''}.  Machine: {mi.get('cpu')}, "
