@@ -18,7 +18,8 @@ from _common import md_table, write_results
 
 
 def profile(model, index, draws, opts):
-    """Per-level records ``{"level", "sigma_r", "chi2_denoised", "chi2_after", "binary"}`` and the final errors."""
+    """Per-level records ``{"level", "r", "chi2_denoised", "chi2_after", "binary"}`` (``r``: the rms prior width
+    of the level's Langevin target) and the posterior mean's errors."""
     from pdeinv import metrics
     from pdeinv.benchmark.config import BenchConfig
     from pdeinv.benchmark.samples import load_split, make_sample
