@@ -144,16 +144,12 @@ def write_table(name, per, meta, threads):
     ref = {x["index"]: x for x in rows[0]["per_sample"]}
     for r in rows:              # ratios and differences against the reference on the row's own samples
         same = [ref[x["index"]] for x in r["per_sample"]]
-        r["ratio_rel_l2"] = r["rel_l2"] / float(np.mean([y["rel_l2"] for y in same]))
-        d = np.array([x["rel_l2"] - y["rel_l2"] for x, y in zip(r["per_sample"], same)])
-        r["rel_l2_diff"] = float(d.mean())
-        r["rel_l2_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-        if darcy:
-            r["ratio_pixel"] = r["pixel"] / float(np.mean([y["pixel"] for y in same]))
-            # per-sample pixel-error differences against the reference: mean and its standard error
-            d = np.array([x["pixel"] - y["pixel"] for x, y in zip(r["per_sample"], same)])
-            r["pixel_diff"] = float(d.mean())
-            r["pixel_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        for key in ("rel_l2", "pixel") if darcy else ("rel_l2",):
+            r[f"ratio_{key}"] = r[key] / float(np.mean([y[key] for y in same]))
+            # per-sample differences against the reference: mean and its standard error
+            d = np.array([x[key] - y[key] for x, y in zip(r["per_sample"], same)])
+            r[f"{key}_diff"] = float(d.mean())
+            r[f"{key}_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
     cols = [("method", "method", None), ("n", "samples", "{}"), ("rel_l2", "rel. L2 (mean)", "{:.2%}"),
             ("ratio_rel_l2", "ratio to MAP", "{:.3f}"), ("rel_l2_diff", "minus MAP's, per sample", "{:+.2%}"),
             ("rel_l2_diff_se", "± s.e.", "{:.2%}")]
