@@ -92,6 +92,17 @@ def test_every_listed_method_runs_from_the_cli(method, demo_dir, tmp_path, reque
     assert (tmp_path / "r.png").exists()
 
 
+def test_two_level_screen_on_a_coarser_grid_from_the_cli(demo_dir, tmp_path, request):
+    """``--opt screen_res=N`` runs the forward surrogate on an N-point grid as the screen."""
+    models = request.getfixturevalue("models")
+    argv = ["invert", "darcy", "--obs", str(demo_dir / "demo" / "observations.nc"), "--method", "mcmc-2level",
+            "--model", str(models["forward"]), "-o", str(tmp_path / "r.nc"), "--quiet", *_opts("mcmc-2level"),
+            "--opt", "screen_res=7"]
+    assert main(argv) == 0
+    m, attrs = _m(tmp_path / "r.nc")
+    assert np.isfinite(m).all() and attrs["method"] == "mcmc-2level"
+
+
 def test_help_lists_what_the_test_runs(capsys):
     with pytest.raises(SystemExit):
         main(["invert", "--help"])

@@ -88,17 +88,47 @@ def test_pcn_samples_the_analytic_posterior(setup):
     assert res.info["n_true_model_calls"] == res.info["n_proposals"] + 4  # one per step + initial states
 
 
-def test_two_level_keeps_the_posterior_with_fewer_true_calls(setup):
+class Bent(torch.nn.Module):
+    """A cheap model with a state-dependent error: 0.85 m + 0.02 m^2 + 0.4."""
+
+    def __init__(self, grid):
+        super().__init__()
+        self.grid = grid
+
+    def forward(self, m):
+        return 0.85 * m + 0.02 * m ** 2 + 0.4
+
+
+@pytest.mark.parametrize("screen,correction", [(Affine, "offset"), (Affine, "none"), (Bent, "offset")])
+def test_two_level_keeps_the_posterior_with_fewer_true_calls(setup, screen, correction):
     s = setup
-    cheap = pi.ForwardModel(Affine(s["grid"]), s["obs"], noise=pi.GaussianNoise(sigma=NOISE))
-    res = MCMC(s["prior"], n_samples=4000, n_chains=4, step=0.3, surrogate_fwd=cheap, seed=1)(s["y"], s["fwd"])
+    cheap = pi.ForwardModel(screen(s["grid"]), s["obs"], noise=pi.GaussianNoise(sigma=NOISE))
+    res = MCMC(s["prior"], n_samples=4000, n_chains=4, step=0.3, surrogate_fwd=cheap, screen_correction=correction,
+               seed=1)(s["y"], s["fwd"])
     e = _check_against_posterior(res, s["mean"], s["var"])
     assert res.info["n_true_model_calls"] < 0.5 * res.info["n_proposals"]
+    assert res.info["screen_correction"] == correction
     # power: the surrogate's own posterior is far from the true one, so the correction stage matters
     m_bad, _ = gaussian_posterior(s["prior"], s["obs"], s["y"], NOISE, scale=0.85, shift=0.4)
     inner = (slice(1, -1), slice(1, -1))
     z_bad = (m_bad[inner] - s["mean"][inner]) / (s["var"][inner].sqrt() / e.sqrt())
     assert float(z_bad.abs().max()) > 8
+
+
+def test_offset_screen_accepts_what_the_true_model_would(setup):
+    """The offset-corrected screen of 0.85 m + 0.4 errs only by 0.15 O(m' - m), so its stage-2 acceptance is far
+    higher than the uncorrected screen's (whose constant shift 0.4 per point it removes)."""
+    s = setup
+    cheap = pi.ForwardModel(Affine(s["grid"]), s["obs"], noise=pi.GaussianNoise(sigma=NOISE))
+    rates = {}
+    for corr in ("offset", "none"):
+        r = MCMC(s["prior"], n_samples=2000, n_chains=4, step=0.3, surrogate_fwd=cheap, screen_correction=corr,
+                 compute_state=False, seed=2)(s["y"], s["fwd"])
+        n_passed = r.info["stage1_acceptance"] * 4 * 2000
+        rates[corr] = (r.info["stage2_acceptance"], n_passed)
+    (p1, n1), (p0, n0) = rates["offset"], rates["none"]
+    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    assert p1 - p0 > 6 * se, rates
 
 
 def test_dask_chains_equal_batched_chains(setup):

@@ -16,7 +16,8 @@ method              what the task and the model give it
 ``laplace``         the task's Gaussian MAP prior (and bounds)
 ``pinn``            the task's bounds as ``field_bounds``
 ``mcmc``            the Gaussian field behind the task's law and its transform (``task.latent``)
-``mcmc-2level``     the same, plus a trained forward surrogate (``model``) as the screen
+``mcmc-2level``     the same, plus a trained forward surrogate (``model``) as the screen, run on the
+                    coarser grid of ``screen_res`` if given (``--opt screen_res=32``)
 ==================  ===========================================================================
 
 Options given by the caller override the defaults.  The command line (``pdeinv invert
@@ -273,21 +274,34 @@ def _mcmc_builder(two_level: bool):
         if two_level:
             from pdeinv.surrogates.forward import SurrogateForward
             screen = options.pop("surrogate_fwd", None)
+            screen_res = options.pop("screen_res", None)
             if screen is None:
-                screen = _LazySurrogateForward(SurrogateForward, model)
+                coarse = None
+                if screen_res is not None:
+                    if task is None:
+                        raise ValueError("screen_res needs a task (to build the coarse grid)")
+                    coarse = task.grid(int(screen_res))
+                screen = _LazySurrogateForward(SurrogateForward, model, coarse)
+            elif screen_res is not None:
+                raise ValueError("give surrogate_fwd or screen_res, not both")
             return TwoLevelMCMC(surrogate_fwd=screen, **{**d, **options})
         return MCMC(**{**d, **options})
     return builder
 
 
 class _LazySurrogateForward:
-    """A surrogate forward model completed with the observation and noise of the true ``fwd`` at solve time."""
+    """A surrogate forward model completed with the observation and noise of the true ``fwd`` at solve time;
+    with ``coarse_grid``, the surrogate runs there (:class:`~pdeinv.physics.resample.Coarsened`)."""
 
-    def __init__(self, cls, surrogate):
-        self.cls, self.surrogate = cls, surrogate
+    def __init__(self, cls, surrogate, coarse_grid=None):
+        self.cls, self.surrogate, self.coarse_grid = cls, surrogate, coarse_grid
 
     def bind(self, fwd):
-        return self.cls(self.surrogate, fwd.observation, fwd.noise, grid=fwd.grid)
+        sur = self.surrogate
+        if self.coarse_grid is not None:
+            from pdeinv.physics.resample import Coarsened
+            sur = Coarsened(sur, self.coarse_grid, fwd.grid)
+        return self.cls(sur, fwd.observation, fwd.noise, grid=fwd.grid)
 
 
 BUILDERS: Dict[str, Callable] = {

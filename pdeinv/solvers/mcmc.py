@@ -15,17 +15,34 @@ respect to the prior, so the prior terms cancel and the acceptance rate does not
 degrade as the grid is refined (dimension-robust).
 
 **Two-level delayed acceptance** (Christen & Fox, J. Comput. Graph. Stat. 14,
-2005; Cui, Marzouk & Willcox 2015).  A cheap misfit :math:`\tilde\Phi` (a
-surrogate forward model, ``surrogate_fwd``) screens the proposal first:
+2005; Cui, Marzouk & Willcox 2015).  A cheap model :math:`\tilde{\mathcal F}`
+(``surrogate_fwd``: a trained operator, possibly run on a coarser grid, or a
+coarse simulator) screens the proposal first, with the misfit
+:math:`\tilde\Phi_x(\xi')` of a screen that may depend on the current state
+:math:`x = \xi`.  With ``screen_correction="offset"`` (the default) the screen
+is corrected by its error at the current state,
+:math:`\tilde{\mathcal F}_x(\xi') = \tilde{\mathcal F}(\xi') + [\mathcal F(\xi) - \tilde{\mathcal F}(\xi)]`
+(observed values), so that :math:`\tilde\Phi_x(\xi) = \Phi(\xi)` and only the
+screen's error in the *change* of the data between :math:`\xi` and :math:`\xi'`
+remains; ``"none"`` uses :math:`\tilde{\mathcal F}` as it is.  Then
 
-.. math:: \alpha_1 = \min\big(1, e^{\tilde\Phi(\xi)-\tilde\Phi(\xi')}\big),\qquad
-          \alpha_2 = \min\big(1, e^{[\Phi(\xi)-\Phi(\xi')] - [\tilde\Phi(\xi)-\tilde\Phi(\xi')]}\big),
+.. math:: \alpha_1(\xi,\xi') = \min\big(1, e^{\tilde\Phi_\xi(\xi)-\tilde\Phi_\xi(\xi')}\big),\qquad
+          \alpha_2 = \min\Big(1, e^{\Phi(\xi)-\Phi(\xi')}\,
+          \frac{\alpha_1(\xi',\xi)}{\alpha_1(\xi,\xi')}\Big),
 
-and only proposals that pass stage 1 are evaluated with the true model.  The
-composite kernel satisfies detailed balance with respect to the *exact*
-posterior whatever the surrogate's error (it only affects efficiency), so the
-chain samples the true posterior while calling the true model only for the
-screened fraction of the proposals (``info["n_true_model_calls"]``).
+and only proposals that pass stage 1 are evaluated with the true model (which
+gives the offset at :math:`\xi'` that the reverse screen :math:`\alpha_1(\xi',\xi)`
+needs).  The composite kernel is a Metropolis--Hastings kernel for the proposal
+:math:`q(\xi,\xi')\alpha_1(\xi,\xi')`, so it satisfies detailed balance with
+respect to the *exact* posterior whatever the screen's error (it only affects
+efficiency); the chain calls the true model only for the screened fraction of
+the proposals (``info["n_true_model_calls"]``).  Without the offset,
+:math:`\alpha_1(\xi',\xi)/\alpha_1(\xi,\xi') = e^{\tilde\Phi(\xi')-\tilde\Phi(\xi)}`
+and :math:`\alpha_2` reduces to the familiar
+:math:`\min(1, e^{[\Phi(\xi)-\Phi(\xi')] - [\tilde\Phi(\xi)-\tilde\Phi(\xi')]})`.
+The gain in ESS per second over pCN is at most
+:math:`1/(c_{\tilde F}/c_F + \bar\alpha_1)`, reached when the screen accepts what
+the simulator would (stage-2 acceptance 1).
 
 **Adaptation.**  During burn-in only, :math:`\log\beta` follows a Robbins--Monro
 recursion :math:`\log\beta \mathrel{+}= \gamma_t(a_t - a^\ast)`,
@@ -149,7 +166,7 @@ def _chain_seeds(seed: int, n_chains: int):
 
 
 def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, target, transform,
-                verbose=False, desc="pCN"):
+                correction="offset", verbose=False, desc="pCN"):
     """Run ``len(seeds)`` chains, each on all B problems of ``y``, batched. Returns a dict of CPU tensors."""
     K, B = len(seeds), y.shape[0]
     dtype, device = (y.dtype if y.is_floating_point() else torch.float64), y.device
@@ -170,27 +187,36 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
         return transform(m) if transform is not None else m
 
     yr = y.repeat((K,) + (1,) * (y.dim() - 1))                    # chain-major: index k*B + b
+    s_noise = fwd.noise_std(yr).expand_as(yr)
     n_true = n_sur = 0
 
-    def true_misfit(xi, idx=None):
+    def misfit(pred, rows=None):
+        """Data misfit of noise-free observations ``pred`` of the rows ``rows`` (all when None)."""
+        yy, ss = (yr, s_noise) if rows is None else (yr[rows], s_noise[rows])
+        return 0.5 * ((pred - yy) / ss).pow(2).flatten(1).sum(1)
+
+    def true_obs(xi, idx=None):
         nonlocal n_true
         if idx is None:
             n_true += xi.shape[0]
-            return fwd.misfit(field(xi), yr).detach()
+            return fwd.A(field(xi)).detach()
         n_true += int(idx.numel())
-        return fwd.misfit(field(xi[idx]), yr[idx]).detach()
+        return fwd.A(field(xi[idx])).detach()
 
-    def sur_misfit(xi):
+    def sur_obs(xi):
         nonlocal n_sur
         n_sur += xi.shape[0]
-        return sfwd.misfit(field(xi), yr).detach().to(dtype)
+        return sfwd.A(field(xi)).detach().to(yr.dtype)
 
+    offset = correction == "offset"
     with torch.no_grad():
         xi = normal()                                                  # start from the prior (overdispersed)
-        phi = true_misfit(xi)
-        phis = sur_misfit(xi) if sfwd is not None else None
+        F = true_obs(xi)
+        phi = misfit(F)
+        G = sur_obs(xi) if sfwd is not None else None
     log_beta = torch.full((K * B,), math.log(beta0), dtype=torch.float64, device=device)
     shape_b = (K * B,) + (1,) * (xi.dim() - 1)
+    shape_o = (K * B,) + (1,) * (F.dim() - 1)
     keep, misfit_trace, acc_count, pass_count = [], [], torch.zeros(K * B, dtype=torch.float64, device=device), \
         torch.zeros(K * B, dtype=torch.float64, device=device)
     acc_burn = torch.zeros_like(acc_count)
@@ -202,23 +228,35 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
             zeta, u1, u2 = normal(), uniform(), uniform()
             xip = (1 - beta ** 2).sqrt() * xi + beta * zeta
             if sfwd is None:
-                phip = true_misfit(xip)
+                Fp = true_obs(xip)
+                phip = misfit(Fp)
                 log_a = (phi - phip).double()
                 acc = torch.log(u1) < log_a
                 passed = torch.ones_like(acc)
             else:
-                phisp = sur_misfit(xip)
-                log_a1 = (phis - phisp).double()
+                # stage 1: the screen at x', corrected by its error at the current state x (offset) or not
+                Gp = sur_obs(xip)
+                if offset:
+                    log_a1 = (phi - misfit(Gp + (F - G))).double()
+                else:
+                    log_a1 = (misfit(G) - misfit(Gp)).double()
                 passed = torch.log(u1) < log_a1
                 acc = torch.zeros_like(passed)
-                phip = phi.clone()
+                Fp, phip = F.clone(), phi.clone()
                 idx = passed.nonzero()[:, 0]
                 if idx.numel():
-                    phip[idx] = true_misfit(xip, idx).to(phi.dtype)
-                    log_a2 = ((phi[idx] - phip[idx]) - (phis[idx] - phisp[idx])).double()
+                    Fp[idx] = true_obs(xip, idx).to(F.dtype)
+                    phip[idx] = misfit(Fp[idx], idx)
+                    # stage 2 (Christen & Fox 2005): the screen's acceptance of the reverse move x' -> x
+                    if offset:
+                        log_r = (phip[idx] - misfit(G[idx] + (Fp[idx] - Gp[idx]), idx)).double()
+                    else:
+                        log_r = -log_a1[idx]
+                    log_a2 = (phi[idx] - phip[idx]).double() + log_r.clamp(max=0.0) - log_a1[idx].clamp(max=0.0)
                     acc[idx] = torch.log(u2[idx]) < log_a2
-                phis = torch.where(acc, phisp, phis)
+                G = torch.where(acc.reshape(shape_o), Gp, G)
             xi = torch.where(acc.reshape(shape_b), xip, xi)
+            F = torch.where(acc.reshape(shape_o), Fp, F)
             phi = torch.where(acc, phip, phi)
         a = acc.double()
         if t < n_burn:
@@ -271,8 +309,11 @@ class MCMC(InverseSolver):
     step : initial pCN step :math:`\beta\in(0, 1]`.
     adapt : adapt :math:`\beta` during burn-in towards ``target_acceptance``.
     thin : keep every ``thin``-th state.
-    surrogate_fwd : a cheap forward model (``SurrogateForward`` or a coarse
-        ``ForwardModel``) with ``misfit(m, y)``: turns on the two-level sampler.
+    surrogate_fwd : a cheap forward model (``SurrogateForward``, possibly of a
+        :class:`~pdeinv.physics.resample.Coarsened` operator, or a coarse ``ForwardModel``)
+        with ``A(m)`` (noise-free observations): turns on the two-level sampler.
+    screen_correction : ``"offset"`` (default) corrects the screen by its error at the
+        chain's current state; ``"none"`` screens with the surrogate as it is.
     transform : pointwise map from the prior field to the forward model's input
         (e.g. ``torch.exp`` for a log-permeability prior); samples are reported
         after the map.
@@ -293,8 +334,9 @@ class MCMC(InverseSolver):
 
     def __init__(self, prior=None, n_samples: int = 1000, n_chains: int = 4, burn_in: Optional[int] = None,
                  step: float = 0.2, adapt: bool = True, target_acceptance: float = 0.25, thin: int = 1,
-                 surrogate_fwd=None, transform: Optional[Callable] = None, parallel: Optional[str] = None,
-                 client=None, compute_state: bool = True, verbose: bool = False, seed: int = 0):
+                 surrogate_fwd=None, screen_correction: str = "offset", transform: Optional[Callable] = None,
+                 parallel: Optional[str] = None, client=None, compute_state: bool = True, verbose: bool = False,
+                 seed: int = 0):
         if not (prior is None or (isinstance(prior, str) and prior == "grf")
                 or (hasattr(prior, "color") and hasattr(prior, "coeff_shape"))):
             raise TypeError("MCMC needs a GaussianRandomField prior (with color/whiten and coeff_shape); got "
@@ -305,6 +347,8 @@ class MCMC(InverseSolver):
             raise ValueError(f"the pCN step beta must lie in (0, 1]; got {step}")
         if not 0 < target_acceptance < 1:
             raise ValueError(f"target_acceptance must lie in (0, 1); got {target_acceptance}")
+        if screen_correction not in ("offset", "none"):
+            raise ValueError(f"screen_correction must be 'offset' or 'none'; got {screen_correction!r}")
         if parallel not in (None, "dask"):
             raise ValueError(f"parallel must be None or 'dask'; got {parallel!r}")
         self.prior, self.n_samples, self.n_chains = prior, int(n_samples), int(n_chains)
@@ -312,6 +356,7 @@ class MCMC(InverseSolver):
         self.burn_in = int(burn_in) if burn_in is not None else self.n_samples * self.thin // 2
         self.step, self.adapt, self.target = float(step), bool(adapt), float(target_acceptance)
         self.surrogate_fwd, self.transform = surrogate_fwd, transform
+        self.screen_correction = screen_correction
         self.parallel, self.client, self.compute_state = parallel, client, compute_state
         self.verbose, self.seed = verbose, seed
 
@@ -342,7 +387,7 @@ class MCMC(InverseSolver):
         if self.parallel == "dask":
             import dask
             tasks = [dask.delayed(_run_chains, pure=False)(prior, fwd, sfwd, y, [s], *args,
-                                                           verbose=False)
+                                                           correction=self.screen_correction, verbose=False)
                      for s in seeds]
             if self.client is not None:
                 parts = self.client.gather(self.client.compute(tasks))
@@ -351,8 +396,8 @@ class MCMC(InverseSolver):
             out = _merge(parts)
         else:
             desc = "two-level MCMC" if sfwd is not None else "pCN"
-            out = _run_chains(prior, fwd, sfwd, y, seeds, *args, verbose=self.verbose,
-                              desc=desc)
+            out = _run_chains(prior, fwd, sfwd, y, seeds, *args, correction=self.screen_correction,
+                              verbose=self.verbose, desc=desc)
         wall = time.perf_counter() - t0
         smp = out["samples"]                                          # (S, K, B, C, *grid)
         S, K, B = smp.shape[:3]
@@ -381,6 +426,9 @@ class MCMC(InverseSolver):
                 "acceptance_burn_in": per_b(out["acceptance_burn"].mean(0).tolist()),
                 "stage1_acceptance": per_b(out["stage1"].mean(0).tolist()) if self.surrogate_fwd is not None
                 else None,
+                "stage2_acceptance": per_b((out["acceptance"].sum(0) / out["stage1"].sum(0).clamp(min=1e-12)).tolist())
+                if self.surrogate_fwd is not None else None,
+                "screen_correction": self.screen_correction if self.surrogate_fwd is not None else None,
                 "rhat": per_b(rh), "ess": per_b(es), "rhat_loglik": per_b(rh_ll), "ess_loglik": per_b(es_ll),
                 "ess_per_second": per_b([e / wall for e in es]),
                 "n_true_model_calls": int(out["n_true"]), "n_surrogate_calls": int(out["n_sur"]),
