@@ -1,20 +1,33 @@
-"""Two-level MCMC with a shipped surrogate as the screen, against single-level pCN, where the
-simulator is dear: ESS per second on the same problem, in one run.
+"""Two-level MCMC with a shipped surrogate as the screen, against single-level pCN, in one run: ESS per second
+on the same problems, chains, seeds and starting point.
 
-    python benchmarks/bench_mcmc_2level.py --task ns --model ns64-fno --samples 300 --problems 2
+    python benchmarks/bench_mcmc_2level.py --task ns --model ns64-fno --screens fno fno@32 fno@32:none sim@32 \\
+        --burn-in 1000 --samples 1000 --chains 4 --first 0 --problems 2
 
-Both samplers come from :func:`pdeinv.solvers.build` (``mcmc`` and ``mcmc-2level``, the task's law
-in whitened coordinates, pCN with adaptive step, the same chains, burn-in and seeds).  Delayed
-acceptance leaves the posterior exact; it pays when the screen is much cheaper than the simulator
-and accepts what the simulator would.  Reported per sampler: wall time, true-model calls, the
-acceptance rates, min-over-pixels ESS and log-likelihood ESS, both per second, R-hat of the
-log-likelihood, and the ratio of ESS/s to pCN's.  Problems: the harness's test samples (64², 3.05 %
-points, 1 % noise, indices after the shipped models' 1000 training samples).  Writes
-``benchmarks/results/mcmc_2level-<task>.md/.json``.
+Samplers (all from :func:`pdeinv.solvers.build`, the task's law in whitened coordinates, pCN with its step
+adapted during burn-in to 25 % acceptance, then frozen):
+
+* ``pcn``: single-level pCN on the simulator;
+* ``fno``: two-level delayed acceptance screened by ``--model`` at the problem's resolution;
+* ``fno@N``: the same network run on an N-point grid (``screen_res=N``: Fourier restriction of w0, the
+  network, Fourier interpolation of its output);
+* ``sim@N``: the simulator itself on an N-point grid (classical multilevel screen, for comparison);
+* a ``:none`` suffix screens with the model as it is; by default it is corrected by its error at the chain's
+  state (``screen_correction="offset"``).
+
+Every chain starts at the problem's MAP point (L-BFGS on the simulator, ``--map-iter``; its time is not
+charged to any sampler), so burn-in is spent adapting the step, not travelling from a prior draw.  All
+samplers use the same chain seeds: where the screen accepts exactly what pCN would, the two-level chain is
+pCN's chain, computed with fewer simulator calls.  Reported per sampler and problem: wall time, simulator
+and screen calls, acceptance (overall, stage 1, stage 2), ESS and R-hat of the log-likelihood, the smallest
+ESS over pixels, both per second, and their ratio to pCN's on the same problem.  Problems: the harness's
+test samples (3.05 % points, 1 % noise, indices after the shipped models' 1000 training samples).  Writes
+``benchmarks/results/<name>.md/.json`` (default name ``mcmc_2level-<task>``).
 """
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 import torch
@@ -22,17 +35,56 @@ import torch
 from _common import md_table, write_results
 
 
+def _sampler(spec, task, res, model, fwd, opts):
+    from pdeinv.physics import ForwardModel
+    from pdeinv.physics.resample import Coarsened
+    from pdeinv.solvers import build
+    if spec == "pcn":
+        return build("mcmc", task, res, **opts)
+    kind, _, corr = spec.partition(":")
+    kind, _, n = kind.partition("@")
+    o = dict(opts, screen_correction=corr or "offset")
+    if kind == "fno":
+        if n:
+            o["screen_res"] = int(n)
+        return build("mcmc-2level", task, res, model=model, **o)
+    if kind == "sim":
+        gc, pc = task.make(int(n))
+        screen = ForwardModel(Coarsened(pc, gc, fwd.grid), fwd.observation, fwd.noise)
+        return build("mcmc-2level", task, res, surrogate_fwd=screen, **o)
+    raise ValueError(f"unknown screen {spec!r}; use fno, fno@N, sim@N, with an optional :none")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="ns")
     p.add_argument("--model", required=True)
     p.add_argument("--res", type=int, default=64)
-    p.add_argument("--samples", type=int, default=300, help="kept samples per chain (burn-in as many)")
-    p.add_argument("--chains", type=int, default=2)
+    p.add_argument("--screens", nargs="+", default=["fno", "fno@32", "fno@32:none", "sim@32"])
+    p.add_argument("--samples", type=int, default=1000, help="kept samples per chain")
+    p.add_argument("--burn-in", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--step", type=float, default=0.01, help="initial pCN step")
+    p.add_argument("--first", type=int, default=0)
     p.add_argument("--problems", type=int, default=2)
+    p.add_argument("--map-iter", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--name", default=None)
+    p.add_argument("--merge", nargs="+", default=None, help="merge these results .json files instead of running")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    name = a.name or f"mcmc_2level-{a.task}"
+    cmd = "python benchmarks/bench_mcmc_2level.py " + " ".join(argv if argv is not None
+                                                                else __import__("sys").argv[1:])
+    if a.merge:
+        import json
+        recs, metas = [], []
+        for f in a.merge:
+            d = json.load(open(f))
+            recs += d["records"]
+            metas.append(d.get("meta", {}))
+        report(recs, name, cmd, metas[0] | {"merged": a.merge})
+        return
     from pdeinv.benchmark.config import BenchConfig
     from pdeinv.benchmark.samples import load_split, make_sample
     from pdeinv.physics import ForwardModel
@@ -41,40 +93,72 @@ def main(argv=None):
 
     task = get_task(a.task)
     grid, problem = task.make(a.res)
-    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.problems, verbose=False)
-    m_all, u_all = load_split(cfg, "test", a.problems)
-    opts = dict(n_samples=a.samples, n_chains=a.chains, burn_in=a.samples)
+    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.first + a.problems, verbose=False)
+    m_all, u_all = load_split(cfg, "test", a.first + a.problems)
+    opts = dict(n_samples=a.samples, n_chains=a.chains, burn_in=a.burn_in, step=a.step, compute_state=False)
     recs = []
-    for i in range(a.problems):
+    for i in range(a.first, a.first + a.problems):
         s = make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1])
         fwd = ForwardModel(problem, s.observation, s.noise)
-        for name, solver in (("pcn", build("mcmc", task, a.res, **opts)),
-                             ("two-level", build("mcmc-2level", task, a.res, model=a.model, **opts))):
-            r = solver(s.y, fwd, seed=i)
+        t0 = time.perf_counter()
+        mp = build("map", task, a.res, max_iter=a.map_iter)(s.y, fwd, seed=i)
+        t_map = time.perf_counter() - t0
+        m0 = mp.m.detach()
+        for spec in ["pcn"] + list(a.screens):
+            r = _sampler(spec, task, a.res, a.model, fwd, opts)(s.y, fwd, seed=i, m0=m0)
             info = r.info
             t = info["wall_time"]
-            recs.append(dict(problem=i, sampler=name, seconds=t, true_calls=info["n_true_model_calls"],
-                             acceptance=info["acceptance"], stage1=info.get("stage1_acceptance"),
-                             ess_min=info["ess"], ess_loglik=info["ess_loglik"], ess_min_per_s=info["ess"] / t,
-                             ess_loglik_per_s=info["ess_loglik"] / t, rhat_loglik=info["rhat_loglik"]))
+            rel = float((r.m - s.m).norm() / s.m.norm())
+            recs.append(dict(problem=i, sampler=spec, seconds=t, map_seconds=t_map, true_calls=info["n_true_model_calls"],
+                             screen_calls=info["n_surrogate_calls"], acceptance=info["acceptance"],
+                             stage1=info.get("stage1_acceptance"), stage2=info.get("stage2_acceptance"),
+                             step=info["step"], ess_min=info["ess"], ess_loglik=info["ess_loglik"],
+                             ess_min_per_s=info["ess"] / t, ess_loglik_per_s=info["ess_loglik"] / t,
+                             rhat_loglik=info["rhat_loglik"], rel_l2_mean=rel,
+                             map_rel_l2=float((m0 - s.m).norm() / s.m.norm())))
             print(recs[-1], flush=True)
+    report(recs, name, cmd, vars(a))
+
+
+def report(recs, name, cmd, meta):
     for r in recs:
         ref = next(q for q in recs if q["problem"] == r["problem"] and q["sampler"] == "pcn")
         r["gain_loglik"] = r["ess_loglik_per_s"] / ref["ess_loglik_per_s"]
         r["gain_min"] = r["ess_min_per_s"] / ref["ess_min_per_s"]
+        r["speedup"] = ref["seconds"] / r["seconds"]
     cols = [("problem", "problem", "{}"), ("sampler", "sampler", "{}"), ("seconds", "s", "{:.0f}"),
-            ("true_calls", "true-model calls", "{}"), ("acceptance", "acceptance", "{:.2f}"),
-            ("stage1", "screen acceptance", "{:.2f}"), ("ess_loglik", "ESS (log-lik)", "{:.1f}"),
-            ("ess_min", "ESS (min pixel)", "{:.1f}"), ("ess_loglik_per_s", "ESS/s (log-lik)", "{:.3f}"),
-            ("gain_loglik", "ESS/s vs pcn (log-lik)", "{:.2f}×"), ("gain_min", "ESS/s vs pcn (min)", "{:.2f}×"),
-            ("rhat_loglik", "R-hat (log-lik)", "{:.3f}")]
-    g = [r["gain_loglik"] for r in recs if r["sampler"] == "two-level"]
-    md = (f"# Two-level MCMC ({a.model} screen) vs pCN: {a.task} inverse at {a.res}²\n\n"
-          f"{a.chains} chains × {a.samples} kept samples (burn-in {a.samples}) per sampler and problem. "
-          f"Geometric mean ESS/s gain (log-likelihood): {float(np.exp(np.mean(np.log(g)))):.2f}×.\n\n"
-          + md_table(recs, cols) + "\n\nCommand: `python benchmarks/bench_mcmc_2level.py "
-          + " ".join(argv if argv is not None else __import__("sys").argv[1:]) + "`\n")
-    write_results(f"mcmc_2level-{a.task}", recs, md, meta=vars(a))
+            ("true_calls", "simulator calls", "{}"), ("acceptance", "acceptance", "{:.3f}"),
+            ("stage1", "stage 1", "{:.3f}"), ("stage2", "stage 2", "{:.2f}"), ("ess_loglik", "ESS (log-lik)", "{:.1f}"),
+            ("ess_min", "ESS (min pixel)", "{:.1f}"), ("rhat_loglik", "R-hat (log-lik)", "{:.2f}"),
+            ("speedup", "time vs pcn", "{:.2f}×"), ("gain_loglik", "ESS/s vs pcn (log-lik)", "{:.2f}×"),
+            ("gain_min", "ESS/s vs pcn (min pixel)", "{:.2f}×")]
+    samplers = list(dict.fromkeys(r["sampler"] for r in recs))
+    probs = sorted({r["problem"] for r in recs})
+    summary = []
+    for sp in samplers:
+        rs = [r for r in recs if r["sampler"] == sp]
+        g = [r["gain_loglik"] for r in rs]
+        gm = [r["gain_min"] for r in rs]
+        summary.append(dict(sampler=sp, n=len(rs), gain_loglik=float(np.exp(np.mean(np.log(g)))),
+                            gain_min=float(np.exp(np.mean(np.log(gm)))),
+                            speedup=float(np.exp(np.mean(np.log([r["speedup"] for r in rs])))),
+                            stage2=(float(np.mean([r["stage2"] for r in rs])) if rs[0]["stage2"] is not None
+                                    else None),
+                            sim_calls=float(np.mean([r["true_calls"] for r in rs]))))
+    scols = [("sampler", "sampler", "{}"), ("n", "problems", "{}"), ("sim_calls", "simulator calls (mean)", "{:.0f}"),
+             ("stage2", "stage-2 acceptance", "{:.2f}"), ("speedup", "time vs pcn", "{:.2f}×"),
+             ("gain_loglik", "ESS/s vs pcn (log-lik), geo. mean", "{:.2f}×"),
+             ("gain_min", "ESS/s vs pcn (min pixel), geo. mean", "{:.2f}×")]
+    r0 = recs[0]
+    md = (f"# Two-level MCMC vs pCN: {meta.get('task')} inverse at {meta.get('res')}², screen `{meta.get('model')}`\n\n"
+          f"Problems {probs} (harness test samples). {meta.get('chains')} chains per sampler, each started at the "
+          f"problem's MAP point, {meta.get('burn_in')} burn-in steps (step adapted to 25 % acceptance, then frozen) "
+          f"and {meta.get('samples')} kept. Same chain seeds for every sampler. `fno@N`: the network run on an "
+          f"N-point grid; `sim@N`: the simulator on an N-point grid; `:none`: screen not corrected at the chain's "
+          f"state. MAP took {r0['map_seconds']:.0f} s on problem {r0['problem']} (not charged).\n\n"
+          + md_table(summary, scols) + "\n\nPer problem:\n\n" + md_table(recs, cols)
+          + f"\n\nCommand: `{cmd}`\n")
+    write_results(name, recs, md, meta=meta)
     print(md)
 
 

@@ -131,6 +131,16 @@ def test_offset_screen_accepts_what_the_true_model_would(setup):
     assert p1 - p0 > 6 * se, rates
 
 
+def test_chains_start_at_m0(setup):
+    s = setup
+    m0 = s["mean"].reshape(1, 1, N_SIDE, N_SIDE)
+    kw = dict(n_samples=4, n_chains=2, burn_in=0, step=1e-9, adapt=False, compute_state=False)
+    res = MCMC(s["prior"], **kw)(s["y"], s["fwd"], m0=m0)
+    assert torch.allclose(res.samples, m0.expand_as(res.samples), atol=1e-6)    # whiten/color round trip
+    with pytest.raises(ValueError, match="transform"):
+        MCMC(s["prior"], transform=torch.exp, **kw)(s["y"], s["fwd"], m0=m0)
+
+
 def test_dask_chains_equal_batched_chains(setup):
     s = setup
     kw = dict(n_samples=40, n_chains=2, step=0.3, seed=7, compute_state=False)
