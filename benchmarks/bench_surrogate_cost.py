@@ -1,7 +1,11 @@
 """What a surrogate evaluation costs beside the simulator's, and what that allows two-level MCMC and
 surrogate MAP to gain, side by side in one run.
 
-    python benchmarks/bench_surrogate_cost.py --cases ns:64:ns64-fno darcy:64:darcy64-fno darcy:128:darcy64-fno
+    python benchmarks/bench_surrogate_cost.py --cases ns:64:ns64-fno ns:64:ns64-fno@32 darcy:64:darcy64-fno \
+        darcy:128:darcy64-fno darcy:128:darcy64-fno@64
+
+A model written ``NAME@N`` runs on an N-point grid (Fourier or bilinear restriction of ``m``, the network,
+interpolation of its output back), as the two-level screen ``screen_res=N`` does.
 
 Per case (task, grid, shipped surrogate) and batch size: seconds per sample of the simulator's forward
 solve ``F(m)`` and of the surrogate's ``G(m)`` (no gradient), and of a misfit value with its gradient
@@ -53,6 +57,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     from pdeinv.nn import pretrained
     from pdeinv.physics import PointObservation
+    from pdeinv.physics.resample import Coarsened
     from pdeinv.tasks import get_task
 
     dev = torch.device(a.device)
@@ -64,7 +69,10 @@ def main(argv=None):
         task = get_task(task_name)
         grid, problem = task.make(res)
         problem = problem.to(dev) if hasattr(problem, "to") else problem
+        model_name, _, screen_res = model_name.partition("@")
         net = pretrained.load(model_name, device=dev).eval()
+        if screen_res:                              # the network run on a coarser grid (the two-level screen)
+            net = Coarsened(net, task.grid(int(screen_res)), grid)
         obs = PointObservation.random(grid, fraction=0.0305, seed=1)
         for B in a.batch:
             m = task.sample_m(grid, B, seed=7).to(dev)
@@ -84,7 +92,8 @@ def main(argv=None):
                 return _time(call, a.repeats) / B
 
             sur = lambda x: net(x.float())
-            row = dict(case=f"{task_name} {res}² / {model_name}", batch=B,
+            label = model_name + (f" on {screen_res}²" if screen_res else "")
+            row = dict(case=f"{task_name} {res}² / {label}", batch=B,
                        sim_fwd=run(problem, False), sur_fwd=run(sur, False),
                        sim_grad=run(problem, True), sur_grad=run(sur, True))
             row["fwd_ratio"] = row["sur_fwd"] / row["sim_fwd"]
