@@ -68,6 +68,7 @@ def main(argv=None):
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--problems", type=int, default=2)
     p.add_argument("--map-iter", type=int, default=2000)
+    p.add_argument("--noise", type=float, default=0.01, help="relative noise level of the data (harness: 0.01)")
     p.add_argument("--start", choices=["map", "prior"], default="map",
                    help="start every chain at the MAP point, or each at a prior draw (needed where the law is a "
                         "transformed field, e.g. darcy's threshold)")
@@ -96,7 +97,8 @@ def main(argv=None):
 
     task = get_task(a.task)
     grid, problem = task.make(a.res)
-    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.first + a.problems, verbose=False)
+    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.first + a.problems, noise=a.noise,
+                      verbose=False)
     m_all, u_all = load_split(cfg, "test", a.first + a.problems)
     opts = dict(n_samples=a.samples, n_chains=a.chains, burn_in=a.burn_in, step=a.step, compute_state=False)
     recs = []
@@ -157,7 +159,8 @@ def report(recs, name, cmd, meta):
     start = ("each started at the problem's MAP point" if meta.get("start", "map") == "map"
              else "each started at its own prior draw")
     md = (f"# Two-level MCMC vs pCN: {meta.get('task')} inverse at {meta.get('res')}², screen `{meta.get('model')}`\n\n"
-          f"Problems {probs} (harness test samples). {meta.get('chains')} chains per sampler, {start}, "
+          f"Problems {probs} (harness test samples, {100 * meta.get('noise', 0.01):g} % noise). "
+          f"{meta.get('chains')} chains per sampler, {start}, "
           f"{meta.get('burn_in')} burn-in steps (step adapted to 25 % acceptance, then frozen) "
           f"and {meta.get('samples')} kept. Same chain seeds for every sampler. `fno@N`: the network run on an "
           f"N-point grid; `sim@N`: the simulator on an N-point grid; `:none`: screen not corrected at the chain's "
