@@ -105,11 +105,12 @@ def main(argv=None):
     for i in range(a.first, a.first + a.problems):
         s = make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1])
         fwd = ForwardModel(problem, s.observation, s.noise)
-        t0 = time.perf_counter()
-        mp = build("map", task, a.res, max_iter=a.map_iter)(s.y, fwd, seed=i)
-        t_map = time.perf_counter() - t0
-        m0 = mp.m.detach()
-        start = dict(m0=m0) if a.start == "map" else {}
+        start, t_map, map_rel = {}, None, None
+        if a.start == "map":
+            t0 = time.perf_counter()
+            m0 = build("map", task, a.res, max_iter=a.map_iter)(s.y, fwd, seed=i).m.detach()
+            t_map, map_rel = time.perf_counter() - t0, float((m0 - s.m).norm() / s.m.norm())
+            start = dict(m0=m0)
         for spec in ["pcn"] + list(a.screens):
             r = _sampler(spec, task, a.res, a.model, fwd, opts)(s.y, fwd, seed=i, **start)
             info = r.info
@@ -121,7 +122,7 @@ def main(argv=None):
                              step=info["step"], ess_min=info["ess"], ess_loglik=info["ess_loglik"],
                              ess_min_per_s=info["ess"] / t, ess_loglik_per_s=info["ess_loglik"] / t,
                              rhat_loglik=info["rhat_loglik"], rel_l2_mean=rel,
-                             map_rel_l2=float((m0 - s.m).norm() / s.m.norm())))
+                             map_rel_l2=map_rel))
             print(recs[-1], flush=True)
     report(recs, name, cmd, vars(a))
 
@@ -164,8 +165,8 @@ def report(recs, name, cmd, meta):
           f"{meta.get('burn_in')} burn-in steps (step adapted to 25 % acceptance, then frozen) "
           f"and {meta.get('samples')} kept. Same chain seeds for every sampler. `fno@N`: the network run on an "
           f"N-point grid; `sim@N`: the simulator on an N-point grid; `:none`: screen not corrected at the chain's "
-          f"state. MAP (the MAP start; `map_rel_l2` in the .json) took {r0['map_seconds']:.0f} s on problem "
-          f"{r0['problem']} (not charged).\n\n"
+          f"state." + (f" MAP (the start; `map_rel_l2` in the .json) took {r0['map_seconds']:.0f} s on problem "
+                       f"{r0['problem']} (not charged)." if r0.get("map_seconds") is not None else "") + "\n\n"
           + md_table(summary, scols) + "\n\nPer problem:\n\n" + md_table(recs, cols)
           + f"\n\nCommand: `{cmd}`\n")
     write_results(name, recs, md, meta=meta)
