@@ -91,3 +91,29 @@ def test_model_on_another_grid_is_refused(operator):
     with pytest.raises(ValueError, match="trained on a"):
         build("amortized", "darcy", 32, model=model)
     assert isinstance(build("amortized", "darcy", 16, model=model), SOLVERS["amortized"])
+
+
+def test_two_level_screen_res_runs_the_model_on_the_coarse_grid():
+    """``screen_res=N``: the bound screen is the model on the N-point grid (Fourier restriction, the model,
+    Fourier interpolation) -- here an identity 'model', so the screen returns the band-limited projection of m."""
+    from pdeinv.physics import ForwardModel, PointObservation
+    from pdeinv.physics.resample import resample
+
+    class Ident(torch.nn.Module):
+        def forward(self, m):
+            self.seen = tuple(m.shape[-2:])
+            return m
+
+    task = TASKS["ns"]
+    grid, problem = task.make(32)
+    fwd = ForwardModel(problem, PointObservation.random(grid, fraction=0.1, seed=0))
+    net = Ident()
+    solver = build("mcmc-2level", task, 32, model=net, screen_res=16, n_samples=4)
+    screen = solver.surrogate_fwd.bind(fwd)
+    m = task.sample_m(grid, 1, seed=3)
+    got = screen.solve(m)
+    assert net.seen == (16, 16)
+    assert torch.allclose(got, resample(resample(m, grid, task.grid(16)), task.grid(16), grid), atol=1e-6)
+    assert float((got - m).norm() / m.norm()) > 1e-4          # the high modes really are dropped
+    with pytest.raises(ValueError, match="not both"):
+        build("mcmc-2level", task, 32, surrogate_fwd=fwd, screen_res=16)
