@@ -183,3 +183,63 @@ def test_registered_and_bad_input():
         MCMC(prior, step=1.5)
     with pytest.raises(TypeError, match="GaussianRandomField"):
         MCMC(object())
+
+
+# ---------------------------------------------------------------------------------------------- gpCN
+
+
+def test_gpcn_with_the_exact_laplace_gaussian_draws_independent_posterior_samples(setup):
+    """On a linear-Gaussian problem the Laplace approximation is the posterior, so gpCN's reference ratio cancels
+    the posterior exactly: every proposal is accepted, the step adapts to beta = 1 (independent draws), and the
+    ESS per step far exceeds pCN's on the same budget."""
+    s = setup
+    kw = dict(n_samples=2000, n_chains=4, step=0.3, compute_state=False, seed=3)
+    res = MCMC(s["prior"], proposal="gpcn", **kw)(s["y"], s["fwd"])
+    e = _check_against_posterior(res, s["mean"], s["var"])
+    assert res.info["acceptance"] > 0.999 and res.info["step"] == pytest.approx(1.0)
+    assert res.info["proposal"] == "gpcn" and res.info["laplace_seconds"] > 0
+    pcn = MCMC(s["prior"], **kw)(s["y"], s["fwd"])
+    assert float(e.min()) > 5 * pcn.info["ess"]
+
+
+def _shifted_laplace(s, shift):
+    """The Laplace Gaussian of data shifted by ``shift`` noise stds: the right covariance, the wrong mean."""
+    from pdeinv.solvers.laplace import Laplace
+    return Laplace(prior=s["prior"], n_samples=0, compute_state=False)(s["y"] + shift * NOISE, s["fwd"])
+
+
+def test_gpcn_is_exact_whatever_its_gaussian(setup):
+    """gpCN centred on a wrong Gaussian (its mean up to 1.3 posterior stds off) still samples the true posterior;
+    the wrong centre only costs acceptance."""
+    s = setup
+    lap = _shifted_laplace(s, 1.0)
+    res = MCMC(s["prior"], n_samples=3000, n_chains=4, step=0.3, proposal="gpcn", compute_state=False,
+               seed=4)(s["y"], s["fwd"], laplace=lap)
+    e = _check_against_posterior(res, s["mean"], s["var"])
+    assert res.info["acceptance"] < 0.9                               # the wrong centre is visible ...
+    inner = (slice(1, -1), slice(1, -1))                              # ... and would be detected if sampled
+    z_bad = (lap.m[0, 0][inner] - s["mean"][inner]) / (s["var"][inner].sqrt() / e.sqrt())
+    assert float(z_bad.abs().max()) > 8
+
+
+def test_two_level_gpcn_keeps_the_posterior(setup):
+    s = setup
+    cheap = pi.ForwardModel(Bent(s["grid"]), s["obs"], noise=pi.GaussianNoise(sigma=NOISE))
+    res = MCMC(s["prior"], n_samples=3000, n_chains=4, step=0.3, proposal="gpcn", surrogate_fwd=cheap,
+               compute_state=False, seed=5)(s["y"], s["fwd"], laplace=_shifted_laplace(s, 1.0))
+    _check_against_posterior(res, s["mean"], s["var"])
+    assert res.info["n_true_model_calls"] < res.info["n_proposals"]
+    assert 0 < res.info["stage2_acceptance"] < 1
+
+
+def test_gpcn_bad_input(setup):
+    s = setup
+    with pytest.raises(ValueError, match="proposal"):
+        MCMC(s["prior"], proposal="mala")
+    with pytest.raises(ValueError, match="transform"):
+        MCMC(s["prior"], proposal="gpcn", transform=torch.exp)
+    lap = _shifted_laplace(s, 0.0)
+    with pytest.raises(ValueError, match="gpcn"):
+        MCMC(s["prior"], n_samples=10)(s["y"], s["fwd"], laplace=lap)
+    with pytest.raises(ValueError, match="one Gaussian per problem"):
+        MCMC(s["prior"], n_samples=10, proposal="gpcn")(s["y"].repeat(2, 1, 1), s["fwd"], laplace=lap)

@@ -44,6 +44,21 @@ The gain in ESS per second over pCN is at most
 :math:`1/(c_{\tilde F}/c_F + \bar\alpha_1)`, reached when the screen accepts what
 the simulator would (stage-2 acceptance 1).
 
+**gpCN** (``proposal="gpcn"``; the generalised pCN of Rudolf & Sprungk, Found. Comput. Math. 18, 2018, with
+the Laplace approximation as its Gaussian, as in hIPPYlib's ``gpCNKernel``).  With the Laplace approximation
+:math:`N(\bar\xi, H^{-1})`, :math:`H = I + V\Lambda V^T` (:class:`~pdeinv.solvers.laplace.Laplace`: the
+Gauss--Newton Hessian at the MAP point, exact low rank since it has at most one eigenvalue per
+observation), propose
+:math:`\xi' = \bar\xi + \sqrt{1-\beta^2}(\xi - \bar\xi) + \beta H^{-1/2}\zeta` and accept with
+:math:`\min\big(1, \tfrac{\pi(\xi')/N(\xi';\bar\xi,H^{-1})}{\pi(\xi)/N(\xi;\bar\xi,H^{-1})}\big)`.  The
+proposal is reversible for the Laplace Gaussian, which differs from the prior in finitely many directions,
+so it stays dimension-robust, and it takes steps shaped like the posterior: where the data pin a direction
+down, pCN's step must shrink to the posterior's narrowest width in all directions at once.  The chain is
+exact whatever the Gaussian (it only affects efficiency); the two-level screen applies to it unchanged, with
+the same reference ratio in both stages.  Chains start at independent draws of the Laplace Gaussian (or at
+``m0``); the Laplace cost (a MAP solve unless ``m0`` or ``laplace=`` is given, and one linearised forward
+and adjoint solve per observation) is in ``info["laplace_seconds"]``, not in ``wall_time``.
+
 **Adaptation.**  During burn-in only, :math:`\log\beta` follows a Robbins--Monro
 recursion :math:`\log\beta \mathrel{+}= \gamma_t(a_t - a^\ast)`,
 :math:`\gamma_t = (t+1)^{-0.6}`, towards the acceptance rate
@@ -77,85 +92,9 @@ import torch
 
 from pdeinv._validation import check_finite
 from pdeinv.solvers.base import InverseResult, InverseSolver
+from pdeinv.solvers.mcmc_diagnostics import ess, split_rhat  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-
-# ============================================================================ diagnostics
-
-
-def _autocov(x: np.ndarray) -> np.ndarray:
-    """Autocovariance along axis 1 of ``x`` (K, N, D), biased (divided by N), by FFT."""
-    K, N, D = x.shape
-    xc = x - x.mean(1, keepdims=True)
-    nfft = 1 << (2 * N - 1).bit_length()
-    f = np.fft.rfft(xc, n=nfft, axis=1)
-    ac = np.fft.irfft(f * np.conj(f), n=nfft, axis=1)[:, :N]
-    return ac / N
-
-
-def _varies(W: np.ndarray) -> np.ndarray:
-    """Components whose within-chain variance is not round-off (e.g. pinned boundary values)."""
-    top = np.max(W) if W.size else 0.0
-    return W > max(top * 1e-20, np.finfo(float).tiny)
-
-
-def split_rhat(chains: np.ndarray) -> np.ndarray:
-    r"""Split-:math:`\hat R` per component of ``chains`` (K, N, D) (BDA3 eq. 11.4, chains split in halves).
-
-    Components with zero within-chain variance get ``nan`` (constant pixels).
-    """
-    chains = np.asarray(chains, dtype=float)
-    if chains.ndim == 2:
-        chains = chains[..., None]
-    K, N, D = chains.shape
-    h = N // 2
-    if h < 2:
-        raise ValueError(f"R-hat needs at least 4 samples per chain; got {N}")
-    s = np.concatenate([chains[:, :h], chains[:, N - h:]], 0)     # (2K, h, D)
-    n = h
-    means = s.mean(1)
-    W = s.var(1, ddof=1).mean(0)
-    B = n * means.var(0, ddof=1)
-    var_plus = (n - 1) / n * W + B / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.sqrt(var_plus / W)
-    return np.where(_varies(W), r, np.nan)
-
-
-def ess(chains: np.ndarray) -> np.ndarray:
-    r"""Multi-chain effective sample size per component of ``chains`` (K, N, D) (BDA3 §11.5).
-
-    :math:`\hat\rho_t = 1 - (W - \frac1K\sum_k \gamma_{k,t})/\widehat{\mathrm{var}}^+`, summed in pairs
-    :math:`P_t = \hat\rho_{2t} + \hat\rho_{2t+1}` while positive, made monotone (Geyer 1992);
-    :math:`\mathrm{ESS} = KN / (-1 + 2\sum_t P_t)`.
-    """
-    chains = np.asarray(chains, dtype=float)
-    if chains.ndim == 2:
-        chains = chains[..., None]
-    K, N, D = chains.shape
-    if N < 4:
-        raise ValueError(f"ESS needs at least 4 samples per chain; got {N}")
-    acov = _autocov(chains)                                       # (K, N, D)
-    W = chains.var(1, ddof=1).mean(0)
-    means = chains.mean(1)
-    var_plus = (N - 1) / N * W + (means.var(0, ddof=1) if K > 1 else 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = 1.0 - (W - acov.mean(0)) / var_plus                 # (N, D)
-    rho[0] = 1.0
-    npairs = N // 2
-    P = rho[0:2 * npairs:2] + rho[1:2 * npairs:2]                 # (npairs, D)
-    # initial positive sequence, then monotone
-    pos = P > 0
-    first_neg = np.where(pos.all(0), npairs, np.argmin(pos, 0))
-    mask = np.arange(npairs)[:, None] < first_neg[None, :]
-    P = np.where(mask, P, 0.0)
-    P = np.minimum.accumulate(np.where(mask, P, np.inf), 0)
-    P = np.where(mask, P, 0.0)
-    tau = -1.0 + 2.0 * P.sum(0)
-    tau = np.maximum(tau, 1.0 / np.log10(max(K * N, 10)))         # cap ESS for antithetic chains
-    out = K * N / tau
-    return np.where(_varies(W), out, np.nan)
 
 
 # ============================================================================ sampler core
@@ -166,10 +105,11 @@ def _chain_seeds(seed: int, n_chains: int):
 
 
 def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, target, transform,
-                correction="offset", xi0=None, verbose=False, desc="pCN"):
+                correction="offset", xi0=None, verbose=False, desc="pCN", gauss=None):
     """Run ``len(seeds)`` chains, each on all B problems of ``y``, batched; ``xi0`` ``(B, C, *coeff)``: the
-    white-noise start of every chain of each problem (default: a prior draw per chain). Returns a dict of CPU
-    tensors."""
+    white-noise start of every chain of each problem (default: a prior draw per chain); ``gauss``: per problem
+    the Laplace Gaussian ``(mean (B, n), V (B, k, n), lam (B, k))`` of the gpCN proposal (None: pCN).
+    Returns a dict of CPU tensors."""
     K, B = len(seeds), y.shape[0]
     dtype, device = (y.dtype if y.is_floating_point() else torch.float64), y.device
     coeff = tuple(prior.coeff_shape)
@@ -211,15 +151,39 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
         return sfwd.A(field(xi)).detach().to(yr.dtype)
 
     offset = correction == "offset"
+    shape_b = (K * B,) + (1,) * (1 + len(coeff))
+    if gauss is not None:                                              # gpCN: rows chain-major like yr
+        g_mean, g_V, g_lam = (t.to(dtype=dtype, device=device).repeat((K,) + (1,) * (t.dim() - 1)) for t in gauss)
+        g_root = (1.0 + g_lam).rsqrt() - 1.0
+
+        def propose(xi, beta, zeta):
+            """gpCN: xi' = mean + sqrt(1 - beta^2)(xi - mean) + beta H^(-1/2) zeta."""
+            zf = zeta.flatten(1)
+            root = zf + torch.einsum("rk,rkn->rn", torch.einsum("rn,rkn->rk", zf, g_V) * g_root, g_V)
+            mean = g_mean.reshape(xi.shape)
+            return mean + (1 - beta ** 2).sqrt() * (xi - mean) + beta * root.reshape(xi.shape)
+
+        def log_ref(xi):
+            """log N(xi; mean, H^-1) - log N(xi; 0, I) + const: the proposal's invariant law over the prior."""
+            d = xi.flatten(1) - g_mean
+            c = torch.einsum("rn,rkn->rk", d, g_V)
+            return (0.5 * (xi.flatten(1).pow(2).sum(1) - d.pow(2).sum(1) - (g_lam * c.pow(2)).sum(1))).double()
+    else:
+        def propose(xi, beta, zeta):
+            return (1 - beta ** 2).sqrt() * xi + beta * zeta
+
+        def log_ref(xi):
+            return torch.zeros(xi.shape[0], dtype=torch.float64, device=xi.device)
     with torch.no_grad():
         xi = normal()                                                  # start from the prior (overdispersed)
-        if xi0 is not None:                                            # ... or from the given state
+        if isinstance(xi0, str):                                       # ... or a draw of the Laplace Gaussian
+            xi = propose(xi, torch.ones(shape_b, dtype=dtype, device=device), xi)
+        elif xi0 is not None:                                          # ... or from the given state
             xi = xi0.to(dtype=dtype, device=device).repeat((K,) + (1,) * (xi0.dim() - 1))
         F = true_obs(xi)
         phi = misfit(F)
         G = sur_obs(xi) if sfwd is not None else None
     log_beta = torch.full((K * B,), math.log(beta0), dtype=torch.float64, device=device)
-    shape_b = (K * B,) + (1,) * (xi.dim() - 1)
     shape_o = (K * B,) + (1,) * (F.dim() - 1)
     keep, misfit_trace, acc_count, pass_count = [], [], torch.zeros(K * B, dtype=torch.float64, device=device), \
         torch.zeros(K * B, dtype=torch.float64, device=device)
@@ -230,20 +194,23 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
         with torch.no_grad():
             beta = log_beta.exp().clamp(max=1.0).to(dtype).reshape(shape_b)
             zeta, u1, u2 = normal(), uniform(), uniform()
-            xip = (1 - beta ** 2).sqrt() * xi + beta * zeta
+            xip = propose(xi, beta, zeta)
+            # the proposal is reversible for N(0, I) (pCN) or the Laplace Gaussian (gpCN): acceptance ratios
+            # carry pi(xi)/ref(xi), i.e. -Phi(xi) - log_ref(xi)
+            d_ref = log_ref(xi) - log_ref(xip)
             if sfwd is None:
                 Fp = true_obs(xip)
                 phip = misfit(Fp)
-                log_a = (phi - phip).double()
+                log_a = (phi - phip).double() + d_ref
                 acc = torch.log(u1) < log_a
                 passed = torch.ones_like(acc)
             else:
                 # stage 1: the screen at x', corrected by its error at the current state x (offset) or not
                 Gp = sur_obs(xip)
                 if offset:
-                    log_a1 = (phi - misfit(Gp + (F - G))).double()
+                    log_a1 = (phi - misfit(Gp + (F - G))).double() + d_ref
                 else:
-                    log_a1 = (misfit(G) - misfit(Gp)).double()
+                    log_a1 = (misfit(G) - misfit(Gp)).double() + d_ref
                 passed = torch.log(u1) < log_a1
                 acc = torch.zeros_like(passed)
                 Fp, phip = F.clone(), phi.clone()
@@ -253,10 +220,11 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
                     phip[idx] = misfit(Fp[idx], idx)
                     # stage 2 (Christen & Fox 2005): the screen's acceptance of the reverse move x' -> x
                     if offset:
-                        log_r = (phip[idx] - misfit(G[idx] + (Fp[idx] - Gp[idx]), idx)).double()
+                        log_r = (phip[idx] - misfit(G[idx] + (Fp[idx] - Gp[idx]), idx)).double() - d_ref[idx]
                     else:
                         log_r = -log_a1[idx]
-                    log_a2 = (phi[idx] - phip[idx]).double() + log_r.clamp(max=0.0) - log_a1[idx].clamp(max=0.0)
+                    log_a2 = ((phi[idx] - phip[idx]).double() + d_ref[idx] + log_r.clamp(max=0.0)
+                              - log_a1[idx].clamp(max=0.0))
                     acc[idx] = torch.log(u2[idx]) < log_a2
                 G = torch.where(acc.reshape(shape_o), Gp, G)
             xi = torch.where(acc.reshape(shape_b), xip, xi)
@@ -318,6 +286,9 @@ class MCMC(InverseSolver):
         with ``A(m)`` (noise-free observations): turns on the two-level sampler.
     screen_correction : ``"offset"`` (default) corrects the screen by its error at the
         chain's current state; ``"none"`` screens with the surrogate as it is.
+    proposal : ``"pcn"`` (default) or ``"gpcn"``: pCN preconditioned by the Laplace approximation
+        (module docstring).  ``laplace_options``: options of the :class:`~pdeinv.solvers.laplace.Laplace`
+        it builds (e.g. ``map_options``, ``rank``).
     transform : pointwise map from the prior field to the forward model's input
         (e.g. ``torch.exp`` for a log-permeability prior); samples are reported
         after the map.
@@ -326,9 +297,11 @@ class MCMC(InverseSolver):
     compute_state : also return ``u = fwd.solve(posterior mean)``.
     verbose : tqdm progress bar.  seed : default seed (the call's ``seed=`` wins).
 
-    Call: ``solver(y, fwd, seed=0, m0=None)``; ``m0`` (``(1 or B, C, *grid)``, e.g. the MAP point) starts
-    every chain at ``whiten(m0)`` instead of a prior draw (shorter burn-in; chains that start together make
-    R-hat less telling).  Only without ``transform``.
+    Call: ``solver(y, fwd, seed=0, m0=None, laplace=None)``; ``m0`` (``(1 or B, C, *grid)``, e.g. the MAP
+    point) starts every chain at ``whiten(m0)`` instead of a prior draw (shorter burn-in; chains that start
+    together make R-hat less telling), and centres gpCN's Gaussian there.  ``laplace``: a
+    :class:`~pdeinv.solvers.laplace.Laplace` result on the same prior to use as gpCN's Gaussian.  Both only
+    without ``transform``.
 
     Result: ``samples`` ``(S, B, C, *grid)`` pooled over chains (chain-major),
     ``m`` the posterior mean, ``info`` with ``acceptance``, ``rhat`` (max over
@@ -342,7 +315,8 @@ class MCMC(InverseSolver):
 
     def __init__(self, prior=None, n_samples: int = 1000, n_chains: int = 4, burn_in: Optional[int] = None,
                  step: float = 0.2, adapt: bool = True, target_acceptance: float = 0.25, thin: int = 1,
-                 surrogate_fwd=None, screen_correction: str = "offset", transform: Optional[Callable] = None,
+                 surrogate_fwd=None, screen_correction: str = "offset", proposal: str = "pcn",
+                 laplace_options: Optional[dict] = None, transform: Optional[Callable] = None,
                  parallel: Optional[str] = None, client=None, compute_state: bool = True, verbose: bool = False,
                  seed: int = 0):
         if not (prior is None or (isinstance(prior, str) and prior == "grf")
@@ -357,6 +331,12 @@ class MCMC(InverseSolver):
             raise ValueError(f"target_acceptance must lie in (0, 1); got {target_acceptance}")
         if screen_correction not in ("offset", "none"):
             raise ValueError(f"screen_correction must be 'offset' or 'none'; got {screen_correction!r}")
+        if proposal not in ("pcn", "gpcn"):
+            raise ValueError(f"proposal must be 'pcn' or 'gpcn'; got {proposal!r}")
+        if proposal == "gpcn" and transform is not None:
+            raise ValueError("proposal='gpcn' needs the Gaussian field itself as the unknown (its Laplace "
+                             "approximation lives in the field's white-noise coordinates); this prior is seen "
+                             "through a transform")
         if parallel not in (None, "dask"):
             raise ValueError(f"parallel must be None or 'dask'; got {parallel!r}")
         self.prior, self.n_samples, self.n_chains = prior, int(n_samples), int(n_chains)
@@ -365,6 +345,7 @@ class MCMC(InverseSolver):
         self.step, self.adapt, self.target = float(step), bool(adapt), float(target_acceptance)
         self.surrogate_fwd, self.transform = surrogate_fwd, transform
         self.screen_correction = screen_correction
+        self.proposal, self.laplace_options = proposal, dict(laplace_options or {})
         self.parallel, self.client, self.compute_state = parallel, client, compute_state
         self.verbose, self.seed = verbose, seed
 
@@ -397,6 +378,15 @@ class MCMC(InverseSolver):
                                  "unknown; this prior is seen through a transform (e.g. the law's threshold)")
             xi0 = prior.whiten(m0.to(dtype=y.dtype if y.is_floating_point() else torch.float64))
             xi0 = xi0.expand((y.shape[0],) + tuple(xi0.shape[1:])).clone()
+        gauss, t_lap = None, 0.0
+        if self.proposal == "gpcn":
+            t0 = time.perf_counter()
+            gauss = self._laplace(prior, y, fwd, m0, kwargs.get("laplace"), seed)
+            t_lap = time.perf_counter() - t0
+            if xi0 is None:     # each chain at its own draw of the Laplace Gaussian (drawn in _run_chains)
+                xi0 = "gauss"
+        elif kwargs.get("laplace") is not None:
+            raise ValueError("laplace= is the Gaussian of proposal='gpcn'; this sampler uses pCN")
         seeds = _chain_seeds(seed, self.n_chains)
         args = (self.step, self.burn_in, self.n_samples, self.thin, self.adapt, self.target, self.transform)
         t0 = time.perf_counter()
@@ -404,7 +394,7 @@ class MCMC(InverseSolver):
             import dask
             tasks = [dask.delayed(_run_chains, pure=False)(prior, fwd, sfwd, y, [s], *args,
                                                            correction=self.screen_correction, xi0=xi0,
-                                                           verbose=False)
+                                                           verbose=False, gauss=gauss)
                      for s in seeds]
             if self.client is not None:
                 parts = self.client.gather(self.client.compute(tasks))
@@ -412,9 +402,9 @@ class MCMC(InverseSolver):
                 parts = list(dask.compute(*tasks, scheduler="threads"))
             out = _merge(parts)
         else:
-            desc = "two-level MCMC" if sfwd is not None else "pCN"
+            desc = ("two-level " if sfwd is not None else "") + ("gpCN" if gauss is not None else "pCN")
             out = _run_chains(prior, fwd, sfwd, y, seeds, *args, correction=self.screen_correction, xi0=xi0,
-                              verbose=self.verbose, desc=desc)
+                              verbose=self.verbose, desc=desc, gauss=gauss)
         wall = time.perf_counter() - t0
         smp = out["samples"]                                          # (S, K, B, C, *grid)
         S, K, B = smp.shape[:3]
@@ -446,6 +436,7 @@ class MCMC(InverseSolver):
                 "stage2_acceptance": per_b((out["acceptance"].sum(0) / out["stage1"].sum(0).clamp(min=1e-12)).tolist())
                 if self.surrogate_fwd is not None else None,
                 "screen_correction": self.screen_correction if self.surrogate_fwd is not None else None,
+                "proposal": self.proposal, "laplace_seconds": t_lap if gauss is not None else None,
                 "rhat": per_b(rh), "ess": per_b(es), "rhat_loglik": per_b(rh_ll), "ess_loglik": per_b(es_ll),
                 "ess_per_second": per_b([e / wall for e in es]),
                 "n_true_model_calls": int(out["n_true"]), "n_surrogate_calls": int(out["n_sur"]),
@@ -458,6 +449,25 @@ class MCMC(InverseSolver):
                  info["rhat"], info["ess"], info["n_true_model_calls"], wall)
         return InverseResult(m=mean, u=u, samples=pooled, history=history,
                              info=info, grid=grid)
+
+
+    def _laplace(self, prior, y, fwd, m0, lap, seed):
+        """gpCN's Gaussian per problem: ``(mean (B, n), V (B, k, n), lam (B, k))`` in white-noise coordinates."""
+        from pdeinv.solvers.laplace import Laplace
+        if lap is None:
+            opts = dict(n_samples=0, compute_state=False, **self.laplace_options)
+            lap = Laplace(prior=prior, **opts).solve(y, fwd, seed=seed, m_map=m0)
+        posts = getattr(lap, "posterior", None)
+        if not posts or len(posts) != y.shape[0]:
+            raise ValueError("laplace= must be a Laplace result with one Gaussian per problem of y "
+                             f"({y.shape[0]}); got {type(lap).__name__}")
+        n = math.prod(prior.coeff_shape)
+        for p in posts:
+            if p.gauss.n != n or tuple(p.coords.field.coeff_shape) != tuple(prior.coeff_shape):
+                raise ValueError(f"the Laplace Gaussian lives on {p.gauss.n} white-noise coefficients; this prior "
+                                 f"has {n}: compute it with the same prior")
+        return (torch.stack([p.gauss.mean.reshape(-1) for p in posts]), torch.stack([p.gauss.V for p in posts]),
+                torch.stack([p.gauss.lam for p in posts]))
 
 
 class TwoLevelMCMC(MCMC):
