@@ -117,3 +117,18 @@ def test_two_level_screen_res_runs_the_model_on_the_coarse_grid():
     assert float((got - m).norm() / m.norm()) > 1e-4          # the high modes really are dropped
     with pytest.raises(ValueError, match="not both"):
         build("mcmc-2level", task, 32, surrogate_fwd=fwd, screen_res=16)
+
+
+def test_mcmc_gpcn_from_the_factory_is_exact_on_a_linear_task():
+    """Poisson inverse is linear-Gaussian, so gpCN's Laplace Gaussian is the posterior: every proposal is
+    accepted.  A law seen through a transform (darcy's threshold) is refused."""
+    import pdeinv as pi
+    task = TASKS["poisson"]
+    grid, problem = task.make(16)
+    obs = pi.PointObservation.random(grid, n=12, seed=0, exclude_boundary=True)
+    fwd = pi.ForwardModel(problem, obs, noise=pi.GaussianNoise(sigma=0.01))
+    y = fwd(task.sample_m(grid, 1, seed=1), seed=2)
+    res = build("mcmc", task, 16, proposal="gpcn", n_samples=50, n_chains=2, compute_state=False)(y, fwd)
+    assert res.info["proposal"] == "gpcn" and res.info["acceptance"] > 0.999
+    with pytest.raises(ValueError, match="transform"):
+        build("mcmc", "darcy", 16, proposal="gpcn")

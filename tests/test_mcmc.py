@@ -243,3 +243,16 @@ def test_gpcn_bad_input(setup):
         MCMC(s["prior"], n_samples=10)(s["y"], s["fwd"], laplace=lap)
     with pytest.raises(ValueError, match="one Gaussian per problem"):
         MCMC(s["prior"], n_samples=10, proposal="gpcn")(s["y"].repeat(2, 1, 1), s["fwd"], laplace=lap)
+
+
+def test_gpcn_gaussian_built_through_a_cheap_model_keeps_the_posterior(setup):
+    """``laplace_fwd``: MAP and Gauss-Newton Hessian through a wrong cheap model (0.85 m + 0.02 m^2 + 0.4) give a
+    wrong Gaussian; the chain on the true model still samples the true posterior."""
+    s = setup
+    cheap = pi.ForwardModel(Bent(s["grid"]), s["obs"], noise=pi.GaussianNoise(sigma=NOISE))
+    res = MCMC(s["prior"], n_samples=3000, n_chains=4, step=0.3, proposal="gpcn", laplace_fwd=cheap,
+               compute_state=False, seed=6)(s["y"], s["fwd"])
+    _check_against_posterior(res, s["mean"], s["var"])
+    assert res.info["laplace_model"] == "surrogate" and res.info["acceptance"] < 0.99
+    with pytest.raises(ValueError, match="gpcn"):
+        MCMC(s["prior"], laplace_fwd=cheap)

@@ -289,6 +289,10 @@ class MCMC(InverseSolver):
     proposal : ``"pcn"`` (default) or ``"gpcn"``: pCN preconditioned by the Laplace approximation
         (module docstring).  ``laplace_options``: options of the :class:`~pdeinv.solvers.laplace.Laplace`
         it builds (e.g. ``map_options``, ``rank``).
+    laplace_fwd : the forward model through which gpCN's Gaussian is built (its MAP point, unless ``m0`` is
+        given, and its Gauss--Newton Hessian); default the true ``fwd``.  A trained surrogate (possibly
+        :class:`~pdeinv.physics.resample.Coarsened`) builds it for a fraction of the simulator's cost; the
+        chain stays exact, since only the proposal changes.
     transform : pointwise map from the prior field to the forward model's input
         (e.g. ``torch.exp`` for a log-permeability prior); samples are reported
         after the map.
@@ -299,7 +303,8 @@ class MCMC(InverseSolver):
 
     Call: ``solver(y, fwd, seed=0, m0=None, laplace=None)``; ``m0`` (``(1 or B, C, *grid)``, e.g. the MAP
     point) starts every chain at ``whiten(m0)`` instead of a prior draw (shorter burn-in; chains that start
-    together make R-hat less telling), and centres gpCN's Gaussian there.  ``laplace``: a
+    together make R-hat less telling); with gpCN it centres the Gaussian there instead, and the chains start
+    at independent draws of that Gaussian.  ``laplace``: a
     :class:`~pdeinv.solvers.laplace.Laplace` result on the same prior to use as gpCN's Gaussian.  Both only
     without ``transform``.
 
@@ -316,7 +321,7 @@ class MCMC(InverseSolver):
     def __init__(self, prior=None, n_samples: int = 1000, n_chains: int = 4, burn_in: Optional[int] = None,
                  step: float = 0.2, adapt: bool = True, target_acceptance: float = 0.25, thin: int = 1,
                  surrogate_fwd=None, screen_correction: str = "offset", proposal: str = "pcn",
-                 laplace_options: Optional[dict] = None, transform: Optional[Callable] = None,
+                 laplace_options: Optional[dict] = None, laplace_fwd=None, transform: Optional[Callable] = None,
                  parallel: Optional[str] = None, client=None, compute_state: bool = True, verbose: bool = False,
                  seed: int = 0):
         if not (prior is None or (isinstance(prior, str) and prior == "grf")
@@ -345,7 +350,9 @@ class MCMC(InverseSolver):
         self.step, self.adapt, self.target = float(step), bool(adapt), float(target_acceptance)
         self.surrogate_fwd, self.transform = surrogate_fwd, transform
         self.screen_correction = screen_correction
-        self.proposal, self.laplace_options = proposal, dict(laplace_options or {})
+        if laplace_fwd is not None and proposal != "gpcn":
+            raise ValueError("laplace_fwd builds the Gaussian of proposal='gpcn'; this sampler uses pCN")
+        self.proposal, self.laplace_options, self.laplace_fwd = proposal, dict(laplace_options or {}), laplace_fwd
         self.parallel, self.client, self.compute_state = parallel, client, compute_state
         self.verbose, self.seed = verbose, seed
 
@@ -383,8 +390,7 @@ class MCMC(InverseSolver):
             t0 = time.perf_counter()
             gauss = self._laplace(prior, y, fwd, m0, kwargs.get("laplace"), seed)
             t_lap = time.perf_counter() - t0
-            if xi0 is None:     # each chain at its own draw of the Laplace Gaussian (drawn in _run_chains)
-                xi0 = "gauss"
+            xi0 = "gauss"       # each chain at its own draw of the Laplace Gaussian (drawn in _run_chains)
         elif kwargs.get("laplace") is not None:
             raise ValueError("laplace= is the Gaussian of proposal='gpcn'; this sampler uses pCN")
         seeds = _chain_seeds(seed, self.n_chains)
@@ -437,6 +443,8 @@ class MCMC(InverseSolver):
                 if self.surrogate_fwd is not None else None,
                 "screen_correction": self.screen_correction if self.surrogate_fwd is not None else None,
                 "proposal": self.proposal, "laplace_seconds": t_lap if gauss is not None else None,
+                "laplace_model": (None if gauss is None else "given" if kwargs.get("laplace") is not None
+                                  else "simulator" if self.laplace_fwd is None else "surrogate"),
                 "rhat": per_b(rh), "ess": per_b(es), "rhat_loglik": per_b(rh_ll), "ess_loglik": per_b(es_ll),
                 "ess_per_second": per_b([e / wall for e in es]),
                 "n_true_model_calls": int(out["n_true"]), "n_surrogate_calls": int(out["n_sur"]),
@@ -456,7 +464,10 @@ class MCMC(InverseSolver):
         from pdeinv.solvers.laplace import Laplace
         if lap is None:
             opts = dict(n_samples=0, compute_state=False, **self.laplace_options)
-            lap = Laplace(prior=prior, **opts).solve(y, fwd, seed=seed, m_map=m0)
+            lf = self.laplace_fwd if self.laplace_fwd is not None else fwd
+            if hasattr(lf, "bind"):     # a bare surrogate: completed with fwd's observation/noise
+                lf = lf.bind(fwd)
+            lap = Laplace(prior=prior, **opts).solve(y, lf, seed=seed, m_map=m0)
         posts = getattr(lap, "posterior", None)
         if not posts or len(posts) != y.shape[0]:
             raise ValueError("laplace= must be a Laplace result with one Gaussian per problem of y "
