@@ -146,6 +146,10 @@ def main(argv=None):
             info = r.info
             t = info["wall_time"]
             rel = float((r.m - s.m).norm() / s.m.norm())
+            spread = float(r.samples.var(0).sum().sqrt() / s.m.norm())    # sqrt(tr Cov) / |m|
+            q = torch.quantile(r.samples[:, 0].double().flatten(1), torch.tensor([0.05, 0.95], dtype=torch.float64), 0)
+            truth = s.m[0].double().flatten()
+            cover = float(((truth >= q[0]) & (truth <= q[1])).double().mean())  # pixels inside the 90 % band
             setup = (t_map or 0.0) + (info["laplace_seconds"] if info.get("laplace_model") == "surrogate"
                                       else t_lap if info.get("proposal") == "gpcn" else 0.0)
             recs.append(dict(problem=i, sampler=spec, seconds=t, map_seconds=t_map, true_calls=info["n_true_model_calls"],
@@ -154,6 +158,7 @@ def main(argv=None):
                              step=info["step"], ess_min=info["ess"], ess_loglik=info["ess_loglik"],
                              ess_min_per_s=info["ess"] / t, ess_loglik_per_s=info["ess_loglik"] / t,
                              rhat_loglik=info["rhat_loglik"], rhat_max=info["rhat"], rel_l2_mean=rel,
+                             rel_spread=spread, coverage90=cover,
                              map_rel_l2=map_rel, laplace_seconds=t_lap, setup_seconds=setup,
                              ess_min_per_s_setup=info["ess"] / (t + setup),
                              ess_loglik_per_s_setup=info["ess_loglik"] / (t + setup)))

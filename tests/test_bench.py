@@ -316,3 +316,18 @@ def test_ratios_use_the_shared_samples_and_lead_the_readme(tmp_path):
         assert abs(rc - nominal) < 4 * sd, (S, rc, nominal)
     lo, hi = bench.clopper_pearson(90, 100)
     assert lo < 0.9 < hi and hi - lo < 0.15
+
+
+def test_mcmc_ref_on_ns_is_gpcn_and_becomes_the_reference(tmp_path, monkeypatch):
+    """On ns (a Gaussian law seen without a transform, nonlinear forward map) the reference chain is gpCN centred at
+    the MAP point; its R-hat is recorded and the other rows are measured against it."""
+    ref = bench.METHODS["mcmc-ref"]
+    for k, v in dict(gpcn_burn_in=20, gpcn_keep=10).items():
+        monkeypatch.setattr(ref, k, v)
+    cfg = cfg_for(tmp_path, task="ns", res=16, obs=0.1, n_test=1, tag="16")
+    assert ref.settings(cfg)["proposal"] == "gpcn"
+    out = run_benchmark(cfg, ["mcmc-ref", "map"])
+    r = {x["method"]: x for x in out["records"]}["mcmc-ref"]
+    assert r["n_draws_mean"] == 4 * 10 and len(r["rhat_loglik_values"]) == 1
+    assert bench.reference_ratios(out["records"])["map"]["reference"] == "mcmc-ref"
+    assert "bayes" in ref.available(BenchConfig(task="helmholtz"))

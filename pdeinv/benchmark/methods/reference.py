@@ -12,6 +12,10 @@ r"""Reference rows: the best achievable answer of each task, and the cheap poste
   log-likelihood recorded per sample (``converged`` = R-hat < 1.05).  Inverse mode: the posterior mean of ``a``
   (and the pixel error of the thresholded mean and of single draws); forward mode: the posterior mean of
   ``u``, i.e. the mean of ``F(a)`` over the draws (``F`` is nonlinear in ``a``, so not ``F`` of the mean).
+  On a task whose law is a Gaussian field seen without a transform and whose forward map is nonlinear (ns),
+  ``mcmc-ref`` is gpCN instead (``build("mcmc", task, res, proposal="gpcn")``: pCN preconditioned by the Laplace
+  Gaussian at the converged L-BFGS MAP point; 4 chains from independent draws of that Gaussian, 500 adaptation
+  and 1000 kept steps), which converges where pCN does not (``benchmarks/results/mcmc_gpcn-ns.md``).
 """
 from __future__ import annotations
 
@@ -120,28 +124,50 @@ class MCMCRefMethod(Method):
     parallel = True
     max_test = {"darcy-ref": 20, "quick": 20, "full": 100}
     chains, burn_in, keep, thin = 4, 5000, 1000, 25
+    gpcn_burn_in, gpcn_keep = 500, 1000     # gpCN (tasks with an untransformed Gaussian law: ns)
     u_draws = 400          # forward mode: F of this many (evenly spaced) pooled draws gives E[u | y]
 
+    @staticmethod
+    def _gpcn(cfg) -> bool:
+        return cfg.task != "darcy"
+
     def available(self, cfg):
+        if cfg.task in LINEAR_GAUSSIAN_TASKS:
+            return "the linear-Gaussian tasks have the exact posterior (bayes)"
         if cfg.task != "darcy":
-            return ("mcmc-ref is the Darcy reference (level-set pCN on the thresholded GRF); the linear tasks "
-                    "have the exact posterior (bayes)")
+            task = get_task(cfg.task)
+            latent = getattr(task, "latent", None)
+            if latent is None or latent(task.grid(cfg.res))[1] is not None:
+                return ("mcmc-ref needs the task's law as a Gaussian field (level-set pCN on darcy; gpCN where "
+                        f"the field is seen without a transform); {cfg.task} has neither")
         return module_missing("pdeinv.solvers.mcmc")
 
     def settings(self, cfg):
+        if self._gpcn(cfg):
+            return {"proposal": "gpcn", "n_chains": self.chains, "burn_in": self.gpcn_burn_in,
+                    "n_samples": self.gpcn_keep, "map_iter": cfg.map_iter, "u_draws": self.u_draws, "version": 1}
         return {"n_chains": self.chains, "burn_in": self.burn_in, "n_samples": self.keep, "thin": self.thin,
                 "u_draws": self.u_draws, "version": 1}
 
     def prepare(self, cfg, data):
+        if self._gpcn(cfg):
+            return {"n_train": 0, "steps": self.gpcn_burn_in + self.gpcn_keep}
         return {"n_train": 0, "steps": self.burn_in + self.keep * self.thin}
 
     def predict(self, cfg, sample):
         from pdeinv.solvers import build
         task = get_task(cfg.task)
         grid, problem = task.make(cfg.res)
-        solver = build("mcmc", task, cfg.res, n_samples=self.keep, n_chains=self.chains, burn_in=self.burn_in,
-                       thin=self.thin, compute_state=False)
-        res = solver(sample.y, _fwd(cfg, sample, problem, grid), seed=sample.method_seed)
+        fwd = _fwd(cfg, sample, problem, grid)
+        kw = {}
+        if self._gpcn(cfg):     # the Laplace Gaussian at the converged L-BFGS MAP point
+            kw["m0"] = build("map", task, cfg.res, max_iter=cfg.map_iter)(sample.y, fwd, seed=sample.method_seed).m
+            solver = build("mcmc", task, cfg.res, proposal="gpcn", n_samples=self.gpcn_keep, n_chains=self.chains,
+                           burn_in=self.gpcn_burn_in, compute_state=False)
+        else:
+            solver = build("mcmc", task, cfg.res, n_samples=self.keep, n_chains=self.chains, burn_in=self.burn_in,
+                           thin=self.thin, compute_state=False)
+        res = solver(sample.y, fwd, seed=sample.method_seed, **{k: v.detach() for k, v in kw.items()})
         draws = res.samples                                           # (S, 1, 1, *grid), chain-major
         if cfg.mode == "inverse":
             pred = res.m
