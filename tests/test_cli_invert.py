@@ -12,7 +12,10 @@ import subprocess
 import sys
 import time
 
+import math
+
 import numpy as np
+import torch
 import pytest
 import xarray as xr
 
@@ -330,3 +333,31 @@ def test_progress_is_quiet_when_not_a_terminal(monkeypatch):
     monkeypatch.setenv("TQDM_MININTERVAL", "1")                        # the user's own setting wins
     app._quiet_progress_when_piped()
     assert os.environ["TQDM_MININTERVAL"] == "1"
+
+
+def test_cli_mcmc_gpcn_on_a_linear_task(tmp_path, caplog):
+    """`--opt proposal=gpcn` reaches the sampler.  On poisson (linear-Gaussian) gpCN accepts every proposal and
+    draws independent exact posterior samples, so 2 chains x 40 draws put the mean within a few Monte-Carlo
+    errors of the exact posterior mean."""
+    import logging
+    import pdeinv as pi
+    from pdeinv.solvers import build
+    task = TASKS["poisson"]
+    grid, problem = task.make(16)
+    obs = pi.PointObservation.random(grid, n=10, seed=0, exclude_boundary=True)
+    fwd = pi.ForwardModel(problem, obs, noise=pi.GaussianNoise(sigma=0.01))
+    y = fwd(task.sample_m(grid, 1, seed=1), seed=2)
+    csv = tmp_path / "obs.csv"
+    np.savetxt(csv, np.column_stack([obs.points.numpy(), y.reshape(-1).numpy()]), delimiter=",",
+               header="x,y,value", comments="")
+    exact = build("gaussian", task, 16, n_samples=0)(y, fwd)
+    out = tmp_path / "r.nc"
+    with caplog.at_level(logging.INFO, logger="pdeinv.solvers.mcmc"):
+        assert main(["invert", "poisson", "--obs", str(csv), "--res", "16", "--sigma", "0.01", "--method", "mcmc",
+                     "--opt", "proposal=gpcn", "--opt", "n_samples=40", "--opt", "n_chains=2", "--opt",
+                     "burn_in=10", "-o", str(out), "--log-level", "INFO"]) == 0
+    assert any("proposal gpcn): acceptance 1.0" in r.getMessage() for r in caplog.records), caplog.text
+    m, attrs = _m(out)
+    assert attrs["method"] == "mcmc"
+    z = (torch.as_tensor(m).reshape(exact.m.shape) - exact.m) / (exact.std.reshape(exact.m.shape) / math.sqrt(80))
+    assert float(z[..., 1:-1, 1:-1].abs().max()) < 5     # 196 pixels: |z| > 5 by chance with p < 1e-4

@@ -453,8 +453,8 @@ class MCMC(InverseSolver):
                 "thin": self.thin, "wall_time": wall, "seed": seed,
                 "diagnostics": "split R-hat and multi-chain ESS (Geyer initial monotone sequence), BDA3 §11.4-11.5"}
         history = {"misfit": out["misfit"].mean((1, 2)).tolist()}
-        log.info("%s: acceptance %s, R-hat %s, ESS %s, %d true-model calls, %.1f s", info["method"], info["acceptance"],
-                 info["rhat"], info["ess"], info["n_true_model_calls"], wall)
+        log.info("%s (proposal %s): acceptance %s, R-hat %s, ESS %s, %d true-model calls, %.1f s", info["method"],
+                 self.proposal, info["acceptance"], info["rhat"], info["ess"], info["n_true_model_calls"], wall)
         return InverseResult(m=mean, u=u, samples=pooled, history=history,
                              info=info, grid=grid)
 
