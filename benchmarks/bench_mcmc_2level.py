@@ -180,11 +180,11 @@ def report(recs, name, cmd, meta):
             ("stage1", "stage 1", "{:.3f}"), ("stage2", "stage 2", "{:.2f}"), ("ess_loglik", "ESS (log-lik)", "{:.1f}"),
             ("ess_min", "ESS (min pixel)", "{:.1f}"), ("rhat_loglik", "R-hat (log-lik)", "{:.2f}"),
             ("rhat_max", "R-hat (max pixel)", "{:.2f}"),
-            ("speedup", f"time vs {base}", "{:.2f}×"), ("gain_loglik", f"ESS/s vs {base} (log-lik)", "{:.2f}×"),
-            ("gain_min", f"ESS/s vs {base} (min pixel)", "{:.2f}×")]
+            ("speedup", f"time vs {base}", "{:.2f}×"), ("gain_loglik", f"ESS/s vs {base} (log-lik)", "{:.3g}×"),
+            ("gain_min", f"ESS/s vs {base} (min pixel)", "{:.3g}×")]
     if all("setup_seconds" in r for r in recs):
         cols += [("setup_seconds", "setup s (MAP, Laplace)", "{:.0f}"),
-                 ("gain_min_setup", f"ESS/s incl. setup vs {base} (min pixel)", "{:.2f}×"),
+                 ("gain_min_setup", f"ESS/s incl. setup vs {base} (min pixel)", "{:.3g}×"),
                  ("rel_l2_mean", "posterior mean rel. L2", "{:.4f}"), ("map_rel_l2", "MAP rel. L2", "{:.4f}")]
     samplers = list(dict.fromkeys(r["sampler"] for r in recs))
     probs = sorted({r["problem"] for r in recs})
@@ -205,12 +205,12 @@ def report(recs, name, cmd, meta):
                                             if "gain_min_setup" in rs[0] else None)))
     scols = [("sampler", "sampler", "{}"), ("n", "problems", "{}"), ("sim_calls", "simulator calls (mean)", "{:.0f}"),
              ("stage2", "stage-2 acceptance", "{:.2f}"), ("speedup", f"time vs {base}", "{:.2f}×"),
-             ("gain_loglik", f"ESS/s vs {base} (log-lik), geo. mean", "{:.2f}×"),
-             ("gain_min", f"ESS/s vs {base} (min pixel), geo. mean", "{:.2f}×")]
+             ("gain_loglik", f"ESS/s vs {base} (log-lik), geo. mean", "{:.3g}×"),
+             ("gain_min", f"ESS/s vs {base} (min pixel), geo. mean", "{:.3g}×")]
     if summary[0]["rhat"] is not None:
         scols += [("ess", "ESS (min pixel, mean)", "{:.1f}"), ("rhat", "R-hat (max pixel, worst problem)", "{:.2f}")]
     if summary[0]["gain_min_setup"] is not None:
-        scols += [("gain_min_setup", f"ESS/s incl. setup vs {base} (min pixel), geo. mean", "{:.2f}×")]
+        scols += [("gain_min_setup", f"ESS/s incl. setup vs {base} (min pixel), geo. mean", "{:.3g}×")]
     r0 = recs[0]
     start = ("each started at the problem's MAP point" if meta.get("start", "map") == "map"
              else "each started at its own prior draw")
