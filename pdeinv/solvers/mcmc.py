@@ -434,7 +434,7 @@ class MCMC(InverseSolver):
             return v[0] if B == 1 else v
         acc = out["acceptance"].mean(0).tolist()
         n_steps = self.n_chains * (self.burn_in + self.n_samples * self.thin) * B
-        info = {"method": "mcmc-2level" if self.surrogate_fwd is not None else "mcmc-pcn",
+        info = {"method": "mcmc-2level" if self.surrogate_fwd is not None else f"mcmc-{self.proposal}",
                 "acceptance": per_b(acc), "acceptance_per_chain": out["acceptance"].tolist(),
                 "acceptance_burn_in": per_b(out["acceptance_burn"].mean(0).tolist()),
                 "stage1_acceptance": per_b(out["stage1"].mean(0).tolist()) if self.surrogate_fwd is not None
