@@ -55,8 +55,8 @@ proposal is reversible for the Laplace Gaussian, which differs from the prior in
 so it stays dimension-robust, and it takes steps shaped like the posterior: where the data pin a direction
 down, pCN's step must shrink to the posterior's narrowest width in all directions at once.  The chain is
 exact whatever the Gaussian (it only affects efficiency); the two-level screen applies to it unchanged, with
-the same reference ratio in both stages.  Chains start at independent draws of the Laplace Gaussian (or at
-``m0``); the Laplace cost (a MAP solve unless ``m0`` or ``laplace=`` is given, and one linearised forward
+the same reference ratio in both stages.  Chains start at independent draws of the Laplace Gaussian
+(centred at ``m0`` when given); the Laplace cost (a MAP solve unless ``m0`` or ``laplace=`` is given, and one linearised forward
 and adjoint solve per observation) is in ``info["laplace_seconds"]``, not in ``wall_time``.
 
 **Adaptation.**  During burn-in only, :math:`\log\beta` follows a Robbins--Monro
@@ -292,7 +292,8 @@ class MCMC(InverseSolver):
     laplace_fwd : the forward model through which gpCN's Gaussian is built (its MAP point, unless ``m0`` is
         given, and its Gauss--Newton Hessian); default the true ``fwd``.  A trained surrogate (possibly
         :class:`~pdeinv.physics.resample.Coarsened`) builds it for a fraction of the simulator's cost; the
-        chain stays exact, since only the proposal changes.
+        chain stays exact, since only the proposal changes (but on NS inverse the network's Gaussian was a
+        poor proposal: ``docs/mcmc.md``).
     transform : pointwise map from the prior field to the forward model's input
         (e.g. ``torch.exp`` for a log-permeability prior); samples are reported
         after the map.
