@@ -36,12 +36,13 @@ def main(argv=None):
         for rec in json.load(open(f))["records"]:
             draws = re.search(r"n_samples=(\d+)", rec["method"])
             K = int(draws.group(1)) if draws else None
+            name = rec["method"].split(",")[0]
             for i, e in enumerate(rec["errors"]):
-                if i not in ref:
-                    continue
+                if i not in ref or any(q["method"] == name and q["problem"] == i for q in per):
+                    continue        # e.g. the MAP row every --others file carries: the first one counts
                 r = ref[i]
                 lim = float(np.hypot(r["rel_l2_mean"], r["rel_spread"] / np.sqrt(K))) if K else r["rel_l2_mean"]
-                per.append(dict(method=rec["method"].split(" ")[0], problem=i, error=e, posterior_mean=r["rel_l2_mean"],
+                per.append(dict(method=name, problem=i, error=e, posterior_mean=r["rel_l2_mean"],
                                 spread=r["rel_spread"], draws=K, limit=lim, ratio_pm=e / r["rel_l2_mean"],
                                 ratio_limit=e / lim, rhat=r["rhat_max"], coverage90=r.get("coverage90")))
     for m in dict.fromkeys(q["method"] for q in per):
