@@ -331,3 +331,15 @@ def test_mcmc_ref_on_ns_is_gpcn_and_becomes_the_reference(tmp_path, monkeypatch)
     assert r["n_draws_mean"] == 4 * 10 and len(r["rhat_loglik_values"]) == 1
     assert bench.reference_ratios(out["records"])["map"]["reference"] == "mcmc-ref"
     assert "bayes" in ref.available(BenchConfig(task="helmholtz"))
+
+
+def test_map_solver_follows_the_forward_map():
+    """Newton-CG where the whitened problem is quadratic (linear tasks, every forward mode), L-BFGS to 1e-6 where
+    the forward map is nonlinear (ns inverse), L-BFGS to 1e-5 under TV + bounds (darcy)."""
+    mp = bench.METHODS["map"]
+    st = {(t, m): mp.settings(BenchConfig(task=t, mode=m, map_iter=7))
+          for t in ("poisson", "ns", "darcy") for m in ("inverse", "forward")}
+    assert st["poisson", "inverse"]["method"] == st["ns", "forward"]["method"] == "newton-cg"
+    assert (st["ns", "inverse"]["method"], st["ns", "inverse"]["gtol"], st["ns", "inverse"]["max_iter"]) == \
+        ("lbfgs", 1e-6, 7)
+    assert (st["darcy", "inverse"]["method"], st["darcy", "inverse"]["gtol"]) == ("lbfgs", 1e-5)
