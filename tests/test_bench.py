@@ -331,6 +331,7 @@ def test_mcmc_ref_on_ns_is_gpcn_and_becomes_the_reference(tmp_path, monkeypatch)
     assert r["n_draws_mean"] == 4 * 10 and len(r["rhat_loglik_values"]) == 1
     assert bench.reference_ratios(out["records"])["map"]["reference"] == "mcmc-ref"
     assert "bayes" in ref.available(BenchConfig(task="helmholtz"))
+    assert "Figure:" not in (tmp_path / "res" / "ns-inverse-16.md").read_text()    # figures=False: none drawn
 
 
 def test_map_solver_follows_the_forward_map():

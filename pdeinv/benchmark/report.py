@@ -108,7 +108,8 @@ def run_markdown(payload: Dict[str, Any]) -> str:
     for s in payload.get("skipped", []):
         lines.append(f"\nSkipped `{s['method']}`: {s['reason']}")
     fig = Path("figures") / f"{payload['benchmark']}.png"
-    lines += ["", f"Figure: [{fig}]({fig}) (true / each method / error / sensors, test sample 0)."]
+    if cfg.get("figures", True) or (Path(cfg.get("out_dir") or ".") / fig).exists():   # no link to a figure not drawn
+        lines += ["", f"Figure: [{fig}]({fig}) (true / each method / error / sensors, test sample 0)."]
     return "\n".join(lines) + "\n"
 
 
