@@ -45,13 +45,15 @@ def _sampler(spec, task, res, model, fwd, opts):
     if spec in ("pcn", "gpcn"):
         return build("mcmc", task, res, **dict(opts, proposal=spec))
     if spec.startswith("gpcn~"):          # gpCN whose Gaussian's Hessian comes from the network (on N² if @N)
-        from pdeinv.solvers.factory import _LazySurrogateForward, load_model
+        from pdeinv.solvers.factory import load_model
         from pdeinv.surrogates.forward import SurrogateForward
         kind, _, n = spec[5:].partition("@")
         if kind != "fno":
             raise ValueError(f"unknown Gaussian source {spec!r}; use gpcn~fno or gpcn~fno@N")
-        lf = _LazySurrogateForward(SurrogateForward, load_model(model, None, task, res),
-                                   task.grid(int(n)) if n else None)
+        net = load_model(model, None, task, res)
+        if n:
+            net = Coarsened(net, task.grid(int(n)), fwd.grid)
+        lf = SurrogateForward(net, fwd.observation, fwd.noise, grid=fwd.grid)
         return build("mcmc", task, res, **dict(opts, proposal="gpcn", laplace_fwd=lf))
     kind, _, corr = spec.partition(":")
     kind, _, n = kind.partition("@")
@@ -107,6 +109,7 @@ def main(argv=None):
         return
     from pdeinv.benchmark.config import BenchConfig
     from pdeinv.benchmark.samples import load_split, make_sample
+    from pdeinv.metrics import coverage
     from pdeinv.physics import ForwardModel
     from pdeinv.solvers import build
     from pdeinv.tasks import get_task
@@ -147,9 +150,7 @@ def main(argv=None):
             t = info["wall_time"]
             rel = float((r.m - s.m).norm() / s.m.norm())
             spread = float(r.samples.var(0).sum().sqrt() / s.m.norm())    # sqrt(tr Cov) / |m|
-            q = torch.quantile(r.samples[:, 0].double().flatten(1), torch.tensor([0.05, 0.95], dtype=torch.float64), 0)
-            truth = s.m[0].double().flatten()
-            cover = float(((truth >= q[0]) & (truth <= q[1])).double().mean())  # pixels inside the 90 % band
+            cover = float(coverage(r.samples.double(), s.m.double(), 0.9)[0])   # pixels inside the 90 % band
             setup = (t_map or 0.0) + (info["laplace_seconds"] if info.get("laplace_model") == "surrogate"
                                       else t_lap if info.get("proposal") == "gpcn" else 0.0)
             recs.append(dict(problem=i, sampler=spec, seconds=t, map_seconds=t_map, true_calls=info["n_true_model_calls"],

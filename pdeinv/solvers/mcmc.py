@@ -183,6 +183,7 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
         F = true_obs(xi)
         phi = misfit(F)
         G = sur_obs(xi) if sfwd is not None else None
+        ref = log_ref(xi)                                              # kept with the state, like phi
     log_beta = torch.full((K * B,), math.log(beta0), dtype=torch.float64, device=device)
     shape_o = (K * B,) + (1,) * (F.dim() - 1)
     keep, misfit_trace, acc_count, pass_count = [], [], torch.zeros(K * B, dtype=torch.float64, device=device), \
@@ -197,7 +198,8 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
             xip = propose(xi, beta, zeta)
             # the proposal is reversible for N(0, I) (pCN) or the Laplace Gaussian (gpCN): acceptance ratios
             # carry pi(xi)/ref(xi), i.e. -Phi(xi) - log_ref(xi)
-            d_ref = log_ref(xi) - log_ref(xip)
+            refp = log_ref(xip)
+            d_ref = ref - refp
             if sfwd is None:
                 Fp = true_obs(xip)
                 phip = misfit(Fp)
@@ -230,6 +232,7 @@ def _run_chains(prior, fwd, sfwd, y, seeds, beta0, n_burn, n_keep, thin, adapt, 
             xi = torch.where(acc.reshape(shape_b), xip, xi)
             F = torch.where(acc.reshape(shape_o), Fp, F)
             phi = torch.where(acc, phip, phi)
+            ref = torch.where(acc, refp, ref)
         a = acc.double()
         if t < n_burn:
             acc_burn += a

@@ -5,6 +5,7 @@ import torch
 
 from pdeinv.benchmark.config import get_task
 from pdeinv.benchmark.methods.base import Identity, Method, module_missing, weighting_noise
+from pdeinv.benchmark.methods.reference import LINEAR_GAUSSIAN_TASKS
 
 
 #: bumped when the MAP adapter's solver or settings change, so that older per-sample records are not reused
@@ -52,7 +53,6 @@ class MAPMethod(Method):
     def solver_options(self, cfg):
         task = get_task(cfg.task)
         if _gaussian_map_prior(task):
-            from pdeinv.benchmark.methods.reference import LINEAR_GAUSSIAN_TASKS
             if cfg.mode == "inverse" and cfg.task not in LINEAR_GAUSSIAN_TASKS:
                 return {"method": "lbfgs", "gtol": GTOL_LBFGS_NONLINEAR, "max_iter": int(cfg.map_iter)}
             return {"method": "newton-cg", "gtol": GTOL_NEWTON, "max_iter": NEWTON_MAX_ITER}

@@ -161,13 +161,14 @@ class MCMCRefMethod(Method):
         fwd = _fwd(cfg, sample, problem, grid)
         kw = {}
         if self._gpcn(cfg):     # the Laplace Gaussian at the converged L-BFGS MAP point
-            kw["m0"] = build("map", task, cfg.res, max_iter=cfg.map_iter)(sample.y, fwd, seed=sample.method_seed).m
+            kw["m0"] = build("map", task, cfg.res, max_iter=cfg.map_iter)(sample.y, fwd,
+                                                                          seed=sample.method_seed).m.detach()
             solver = build("mcmc", task, cfg.res, proposal="gpcn", n_samples=self.gpcn_keep, n_chains=self.chains,
                            burn_in=self.gpcn_burn_in, compute_state=False)
         else:
             solver = build("mcmc", task, cfg.res, n_samples=self.keep, n_chains=self.chains, burn_in=self.burn_in,
                            thin=self.thin, compute_state=False)
-        res = solver(sample.y, fwd, seed=sample.method_seed, **{k: v.detach() for k, v in kw.items()})
+        res = solver(sample.y, fwd, seed=sample.method_seed, **kw)
         draws = res.samples                                           # (S, 1, 1, *grid), chain-major
         if cfg.mode == "inverse":
             pred = res.m
