@@ -18,11 +18,10 @@ and an FNO applied autoregressively (frame -> next frame) roll out from the
 first ``in_frames`` frames; rollout relative L2 over all predicted frames and
 wall time per trajectory, with the solver's own time for the same rollout.
 
-Inverse part (ns_long): recover the state at the start of the rollout (frame ``in_frames - 1``) from
-sparse noisy point values of every later frame, (a) by optimising LE-PDE's latent vector ``z``
-(``latent_dim`` numbers; answer ``decode(z)``, L-BFGS), (b) by MAP through the differentiable
-simulator (L-BFGS on the field, H1 smoothness prior); both answers are re-simulated with the
-true solver.
+Inverse part (ns_long, :mod:`benchmarks.lepde_ns_inverse`): recover the state at the start of the rollout
+(frame ``in_frames - 1``) from sparse noisy point values of every later frame, by optimising LE-PDE's latent
+vector to convergence (with and without a fitted latent law and an approximation-error model, and annealed),
+against the Bayesian MAP of w0 through the simulator; every answer is re-simulated with the true solver.
 
 Inverse part (burgers): recover the K low Fourier coefficients c of u0 from
 noisy sparse observations of the whole trajectory by backpropagating through
@@ -39,13 +38,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import md_table, write_results  # noqa: E402
+from benchmarks.lepde_ns_inverse import ns_latent_inverse  # noqa: E402
 from pdeinv.surrogates import FNO, LEPDE  # noqa: E402
 from pdeinv.surrogates.lepde import TrajectoryWindows, lepde_loss  # noqa: E402
 from pdeinv.nn.training import train  # noqa: E402
@@ -97,71 +96,11 @@ def lepde_diagnosis(model, te, in_frames):
     return torch.cat(floor), torch.cat(one)
 
 
-def ns_latent_inverse(args, task, res, lepde, te, in_frames):
-    """Recover frame ``in_frames - 1`` of test trajectories from sparse noisy point values of all later frames:
-    optimisation over LE-PDE's latent vector vs MAP through the simulator (see the module docstring)."""
-    from pdeinv.physics import ForwardModel, GaussianNoise, PointObservation
-    from pdeinv.solvers import MAP
-    grid, full = task.make(res)
-    times = full.record_times
-    t_start = 0.0 if in_frames == 1 else times[in_frames - 2]
-    _, solver = task.make(res, record_times=[t - t_start for t in times[in_frames - 1:]])
-    n_roll = te.shape[1] - in_frames
-    out = {"latent": [], "sim": []}
-    n = min(args.inv_samples, te.shape[0])
-    for i in range(n):
-        obs = PointObservation.random(grid, fraction=args.inv_fraction, seed=1000 + i)
-        fwd = ForwardModel(solver, obs, noise=GaussianNoise(relative=0.01))
-        truth = te[i:i + 1, in_frames - 1].double()                       # the unknown state
-        y = fwd(truth, seed=2000 + i)                                    # (1, n_roll, 1, P) noisy
-        sig = float(fwd.noise.std(y).flatten()[0])
-        # (a) latent optimisation: z starts at the latent of the mean training window
-        t0 = time.perf_counter()
-        z = torch.zeros(1, lepde.config["latent_dim"], requires_grad=True)
-        opt = torch.optim.LBFGS([z], lr=1, max_iter=args.inv_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
-                                line_search_fn="strong_wolfe")
-        it = [0]
-
-        def closure():
-            opt.zero_grad()
-            frames = lepde._frames_denorm(lepde.decode(lepde.latent_rollout(z, n_roll).flatten(0, 1))
-                                          .reshape(1, n_roll, *te.shape[2:]))
-            loss = ((obs(frames.double()) - y) ** 2).sum() / (2 * float(sig) ** 2) + 0.5 * (z ** 2).sum()
-            loss.backward()
-            it[0] += 1
-            return loss
-        opt.step(closure)
-        with torch.no_grad():
-            est = lepde._frames_denorm(lepde.decode(z)[:, None])[:, 0].double()
-        t_lat = time.perf_counter() - t0
-        # (b) MAP through the simulator (H1 smoothness prior, L-BFGS to its tolerance)
-        t0 = time.perf_counter()
-        res_map = MAP(prior="h1", weight=args.h1_weight, max_iter=args.inv_iter, verbose=False)(y, fwd)
-        t_sim = time.perf_counter() - t0
-        for key, m_est, tt, iters, conv in (("latent", est, t_lat, it[0], None),
-                                            ("sim", res_map.m.double(), t_sim, res_map.info.get("iterations"),
-                                             res_map.info.get("converged"))):
-            with torch.no_grad():
-                resim = solver(m_est)
-            out[key].append({"state": float(rel(m_est, truth)), "resim": float(rel(resim, te[i:i + 1, in_frames:].double())),
-                             "time": tt, "iters": iters, "conv": conv})
-    setting = (f"{n} test trajectories; unknown: frame {in_frames - 1} ({res}x{res} = {res * res:,} values); data: "
-               f"the same {args.inv_fraction:.2%} random nodes in each of the {n_roll} later frames, 1 % noise.  "
-               f"Latent: L-BFGS (strong Wolfe, <= {args.inv_iter} iterations) over z with the misfit / (2 sigma^2) + |z|^2 / 2, "
-               f"answer decode(z).  Simulator: pdeinv MAP (H1 prior, weight {args.h1_weight:g}, L-BFGS <= {args.inv_iter} iterations) "
-               "through the differentiable solver restarted at that frame.  Both answers are re-simulated with "
-               "the true solver and compared with the stored later frames.")
-    recs = []
-    for key, label, unknowns in (("latent", "LE-PDE latent optimisation", lepde.config["latent_dim"]),
-                                 ("sim", "MAP through the simulator", res * res)):
-        r = out[key]
-        recs.append({"method": label, "task": "ns-inverse", "setting": setting, "unknowns": unknowns,
-                     "iterations": round(float(np.mean([v["iters"] or 0 for v in r])), 1),
-                     "state_rel_l2": float(np.mean([v["state"] for v in r])),
-                     "resimulated_rel_l2": float(np.mean([v["resim"] for v in r])),
-                     "time_s": float(np.mean([v["time"] for v in r])),
-                     "converged": [v["conv"] for v in r]})
-    return recs
+def train_key(args) -> dict:
+    """The options that decide the trained networks (a saved pair is reused only under the same ones)."""
+    keys = ("quick", "task", "res", "in_frames", "n_train", "n_test", "epochs", "lr", "steps", "fno_steps", "latent",
+            "norm", "act", "step_weights", "w_consistency", "horizon")
+    return {k: getattr(args, k) for k in keys}
 
 
 def main(argv=None):
@@ -185,9 +124,11 @@ def main(argv=None):
     ap.add_argument("--horizon", type=int, default=4)
     ap.add_argument("--inv-fraction", type=float, default=0.0305, help="ns_long inverse: observed share of nodes")
     ap.add_argument("--inv-samples", type=int, default=8, help="ns_long inverse: test trajectories inverted")
-    ap.add_argument("--inv-iter", type=int, default=200, help="ns_long inverse: L-BFGS iterations (both)")
-    ap.add_argument("--h1-weight", type=float, default=1e-3, help="ns_long inverse: the simulator MAP's H1 weight")
+    ap.add_argument("--inv-iter", type=int, default=1000, help="ns_long inverse: latent L-BFGS cap per stage")
+    ap.add_argument("--inv-map-iter", type=int, default=1000, help="ns_long inverse: simulator MAP's L-BFGS cap")
     ap.add_argument("--name", default=None, help="results file stem")
+    ap.add_argument("--models", default=None, help="file (.pt): save the trained networks there, or load them "
+                    "if a run with the same training options wrote it (then only the evaluation and inverse parts run)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -235,17 +176,32 @@ def main(argv=None):
     ep_le = epochs if args.steps is None else max(1, round(args.steps / math.ceil(len(win_tr) / bs)))
     fno_steps = args.fno_steps or args.steps
     ep_fno = epochs if fno_steps is None else max(1, round(fno_steps / math.ceil(fx.shape[0] / bs)))
-    print(f"training LE-PDE ({lepde.n_parameters()} parameters, {ep_le} epochs) ...", flush=True)
-    t1 = time.perf_counter()
-    h1 = train(lepde, win_tr, TrajectoryWindows(va, in_frames, horizon),
-               loss_fn=lambda mod, b: lepde_loss(mod, b, w_consistency=args.w_consistency, step_weights=step_w),
-               epochs=ep_le, batch_size=bs, lr=args.lr, seed=0, verbose=False)
-    t_lepde = time.perf_counter() - t1
-    print(f"training FNO ({fno.n_parameters()} parameters, {ep_fno} epochs) ...", flush=True)
-    t1 = time.perf_counter()
-    h2 = train(fno, TensorDataset(fx, fy), TensorDataset(fvx, fvy), epochs=ep_fno, batch_size=bs, lr=args.lr,
-               seed=0, verbose=False)
-    t_fno = time.perf_counter() - t1
+    saved = Path(args.models) if args.models else None
+    if saved is not None and saved.exists():             # the networks this command trained before
+        ck = torch.load(saved, map_location="cpu", weights_only=False)
+        if ck["argv_train"] != train_key(args):
+            raise SystemExit(f"{saved} was trained with other settings ({ck['argv_train']}); name another --models file")
+        lepde.load_state_dict(ck["lepde"]); fno.load_state_dict(ck["fno"])
+        h1, h2, t_lepde, t_fno = ck["h1"], ck["h2"], ck["t_lepde"], ck["t_fno"]
+        print(f"loaded the trained networks from {saved}", flush=True)
+    else:
+        print(f"training LE-PDE ({lepde.n_parameters()} parameters, {ep_le} epochs) ...", flush=True)
+        t1 = time.perf_counter()
+        h1 = train(lepde, win_tr, TrajectoryWindows(va, in_frames, horizon),
+                   loss_fn=lambda mod, b: lepde_loss(mod, b, w_consistency=args.w_consistency, step_weights=step_w),
+                   epochs=ep_le, batch_size=bs, lr=args.lr, seed=0, verbose=False)
+        t_lepde = time.perf_counter() - t1
+        print(f"training FNO ({fno.n_parameters()} parameters, {ep_fno} epochs) ...", flush=True)
+        t1 = time.perf_counter()
+        h2 = train(fno, TensorDataset(fx, fy), TensorDataset(fvx, fvy), epochs=ep_fno, batch_size=bs, lr=args.lr,
+                   seed=0, verbose=False)
+        t_fno = time.perf_counter() - t1
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            tmp = saved.with_suffix(".tmp")
+            torch.save({"lepde": lepde.state_dict(), "fno": fno.state_dict(), "h1": h1, "h2": h2,
+                        "t_lepde": t_lepde, "t_fno": t_fno, "argv_train": train_key(args)}, tmp)
+            tmp.replace(saved)
     steps_le = ep_le * math.ceil(len(win_tr) / bs)
     steps_fno = ep_fno * math.ceil(fx.shape[0] / bs)
     lepde.eval(); fno.eval()
@@ -279,8 +235,8 @@ def main(argv=None):
     records.append({"method": "numerical solver (reference, re-run)", "task": args.task,
                     "rollout_rel_l2_mean": float(e_sol.mean()), "time_per_traj_s": ts / te.shape[0]})
 
-    if not burgers:
-        records += ns_latent_inverse(args, task, res, lepde, te, in_frames)
+    if not burgers and args.inv_samples > 0:
+        records += ns_latent_inverse(args, task, res, lepde, tr, va, te, in_frames)
     if burgers:   # ---------------------------------------------------------------- inverse through the latent rollout
         K, n_obs, noise = 8, 16, 0.01
         gen = torch.Generator().manual_seed(7)
@@ -380,6 +336,7 @@ def main(argv=None):
                + md_table(ns_inv, [("method", "method", None), ("iterations", "iterations", None),
                                    ("state_rel_l2", "recovered state rel. L2", "{:.2%}"),
                                    ("resimulated_rel_l2", "re-simulated frames rel. L2", "{:.2%}"),
+                                   ("chi2", "chi²", "{:.2f}"), ("evaluations", "evaluations", None),
                                    ("time_s", "s / sample", "{:.2f}"), ("unknowns", "unknowns", "{:,}")]))
     inv_rows = [r for r in records if r["task"] == "burgers-inverse"]
     if inv_rows:
