@@ -181,7 +181,9 @@ def main(argv=None):
         ck = torch.load(saved, map_location="cpu", weights_only=False)
         if ck["argv_train"] != train_key(args):
             raise SystemExit(f"{saved} was trained with other settings ({ck['argv_train']}); name another --models file")
-        lepde.load_state_dict(ck["lepde"]); fno.load_state_dict(ck["fno"])
+        # tensors only: neuraloperator's FNO adds a '_metadata' dict to its state_dict
+        for net, key in ((lepde, "lepde"), (fno, "fno")):
+            net.load_state_dict({k: v for k, v in ck[key].items() if torch.is_tensor(v)})
         h1, h2, t_lepde, t_fno = ck["h1"], ck["h2"], ck["t_lepde"], ck["t_fno"]
         print(f"loaded the trained networks from {saved}", flush=True)
     else:

@@ -8,7 +8,9 @@ Forward operators (``mode`` forward in the checkpoint): ``m -> u``.  Inverse ope
 ``--sparse F`` each sample is observed at its own random ``F`` of the grid nodes (seed ``--seed + i``) with
 ``--noise`` relative Gaussian noise (seed ``--seed + 10_000 + i``), through ``pdeinv.solvers.Amortized`` as
 ``pdeinv invert --method amortized`` runs it.  Prints JSON: rel. L2 mean/std and the mean predictor's (the
-mean target field of the same samples); Darcy inverse also the pixel error rate at 7.5.
+mean target field of the same samples); Darcy inverse also the pixel error rate at 7.5.  LE-PDE (a rollout
+operator): the trajectories' first ``in_frames`` frames (the initial state is frame 0) in, the rest rolled
+out; rel. L2 over all rolled-out frames, per trajectory, and of the last frame.
 """
 from __future__ import annotations
 
@@ -58,6 +60,23 @@ def eit_errors(model, ds, a):
     return out
 
 
+def rollout_errors(model, ds, a) -> dict:
+    """LE-PDE: roll out the frames after the first ``in_frames`` of each trajectory of ``ds`` (frame 0 = ``m``)."""
+    from pdeinv import metrics
+    from pdeinv.data.io import dataset_tensors
+    m, u = dataset_tensors(ds)
+    traj = torch.cat([m[:, None], u], 1) if tuple(m.shape[1:]) == tuple(u.shape[2:]) else u
+    k = int(model.config["in_frames"])
+    with torch.no_grad():
+        pred = torch.cat([model(traj[i:i + 16, :k].float(), traj.shape[1] - k)
+                          for i in range(0, traj.shape[0], 16)]).double()
+    target = traj[:, k:].double()
+    out = summary(metrics.relative_l2(pred.flatten(1, 2), target.flatten(1, 2)).numpy(), target.flatten(1, 2), a)
+    out["last_frame_rel_l2"] = round(float(metrics.relative_l2(pred[:, -1], target[:, -1]).mean()), 5)
+    out.update(in_frames=k, rolled_out=int(traj.shape[1] - k))
+    return out
+
+
 def summary(errs, target, a) -> dict:
     """Mean and spread of the per-sample errors ``errs``, beside the error of the mean predictor (the mean of
     ``target`` over the set, itself evaluated on every sample of ``target``)."""
@@ -93,6 +112,9 @@ def main(argv=None):
     errs, pix = [], []
     if str(ds.attrs.get("task", "")).startswith("eit"):     # NIO: every flux of every pattern, relative noise
         print(json.dumps(eit_errors(model, ds, a)))
+        return
+    if type(model).__name__ == "LEPDE":
+        print(json.dumps(rollout_errors(model, ds, a)))
         return
     x, y = operator_pairs(ds, mode, a.time_index)
     if a.sparse is None:

@@ -99,20 +99,24 @@ def surrogate_curve(a):
     at, best = plateau(steps, [r["val_loss"] for r in rows])
     last = rows[-1]["val_loss"]
     tail = rows[max(0, int(0.8 * len(rows)))]["val_loss"]
+    rollout = e["class"] == "lepde"       # its training loss is LE-PDE's own (normalised MSE), not rel. L2
+    what = ("LE-PDE's loss (normalised mean squared error: multi-step rollout + reconstruction + latent "
+            "consistency)" if rollout else "relative L2")
+    fig = (lambda v: f"{v:.3g}") if rollout else (lambda v: f"{100 * v:.2f} %")
     md = (f"# Learning curve: {a.name} ({e['class']}, {e['task']} {e.get('mode')} at {e['res']}², "
-          f"{e.get('n_train')} training pairs)\n\nHeld-out loss = relative L2 on the validation set "
-          f"({', '.join(e['data'])}).\n\n"
-          f"- best {100 * best:.2f} % ; within 5 % of it from step {at} (epoch {at // spe}) on\n"
-          f"- last 20 % of the run: {100 * tail:.2f} % -> {100 * last:.2f} % "
+          f"{e.get('n_train')} training {'trajectories' if rollout else 'pairs'})\n\nHeld-out loss = {what} on "
+          f"the validation set ({', '.join(e['data'])}).\n\n"
+          f"- best {fig(best)} ; within 5 % of it from step {at} (epoch {at // spe}) on\n"
+          f"- last 20 % of the run: {fig(tail)} -> {fig(last)} "
           f"({'still falling: more training would help' if last < 0.97 * tail else 'flat'})\n\n"
           + md_table(rows[::max(1, len(rows) // 15)] + [rows[-1]],
                      [("epoch", "epoch", "{}"), ("steps", "steps", "{}"), ("train_loss", "train loss", "{:.4f}"),
-                      ("val_loss", "held-out rel. L2", "{:.4f}")])
+                      ("val_loss", "held-out loss" if rollout else "held-out rel. L2", "{:.5f}" if rollout else "{:.4f}")])
           + f"\n\nCommand: `python benchmarks/learning_curves.py surrogate {a.name} --log <its training log>"
           + (" --checkpoint <its checkpoint>" if a.checkpoint else "") + "`\n")
     _write(a.name, rows, md, {"plateau_step": at, "best": best, "last": last})
     _plot(a.name, steps, {"train": [r["train_loss"] for r in rows], "held-out": [r["val_loss"] for r in rows]},
-          "relative L2")
+          "LE-PDE loss" if rollout else "relative L2")
     print(md)
 
 
