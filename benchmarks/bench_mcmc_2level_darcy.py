@@ -12,7 +12,8 @@ log-normal law of ``bench_pinn_mcmc.py``, whose pCN chains mix; the task's binar
 Samplers, all on the same data with the same seeds: single-level pCN on the true model, and pCN screened by
 (i) the same PDE on the nested ``--coarse`` grid (every k-th node; pressure interpolated back bilinearly) and
 (ii) an FNO trained here on ``--fno-train`` prior pairs on that coarse grid, run on the coarsened coefficient
-(``fno@coarse``).  Delayed acceptance with the screen's offset correction keeps the chain exact
+(``fno@coarse``); both through :class:`pdeinv.physics.resample.Coarsened` (on nested Dirichlet grids: the
+coarse nodes' values in, bilinear interpolation out).  Delayed acceptance with the screen's offset correction keeps the chain exact
 (:class:`pdeinv.solvers.MCMC`, ``surrogate_fwd=``).  Each sampler adapts its step to 25 % overall acceptance in
 burn-in, then freezes it.  Reported: wall time, true-model calls, ESS of the log-likelihood and of the worst
 pixel, R-hat, and ESS per second as a ratio to pCN's on the same problem (geometric mean over problems); the
@@ -35,20 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pdeinv as pi  # noqa: E402
 from benchmarks._common import RESULTS, md_table, write_results  # noqa: E402
 from pdeinv.metrics import relative_l2  # noqa: E402
-
-
-class Coarsened(torch.nn.Module):
-    """``model`` on the nested coarse grid (every ``stride``-th node, run in ``dtype``), its output interpolated
-    back bilinearly to ``grid`` (the fine grid, which it states as its own)."""
-
-    def __init__(self, model, grid, stride: int, dtype=torch.float64):
-        super().__init__()
-        self.model, self.grid, self.stride, self.dtype = model, grid, int(stride), dtype
-
-    def forward(self, a):
-        s = self.stride
-        u = self.model(a[..., ::s, ::s].to(self.dtype)).to(a.dtype)
-        return torch.nn.functional.interpolate(u, size=tuple(self.grid.shape), mode="bilinear", align_corners=True)
+from pdeinv.physics.resample import Coarsened  # noqa: E402
 
 
 def law(grid, sigma):
@@ -79,9 +67,6 @@ def train_fno(coarse, sigma, n_train, epochs, seed=0):
 def run(args):
     grid = pi.Grid2D(args.res)
     coarse = pi.Grid2D(args.coarse)
-    stride = (args.res - 1) // (args.coarse - 1)
-    if stride * (args.coarse - 1) != args.res - 1:
-        raise SystemExit(f"--coarse {args.coarse} is not nested in --res {args.res}")
     prior = law(grid, args.sigma)
     problem = pi.physics.Darcy(grid, f=1.0, method="cg")
     noise = pi.GaussianNoise(relative=args.noise)
@@ -90,8 +75,8 @@ def run(args):
         p.requires_grad_(False)
     print("FNO", fno_info, flush=True)
     screens = {"pcn": None,
-               f"coarse FD {args.coarse}²": Coarsened(pi.physics.Darcy(coarse, f=1.0, method="cg"), grid, stride),
-               f"fno@{args.coarse}": Coarsened(fno, grid, stride, dtype=torch.float32)}
+               f"coarse FD {args.coarse}²": Coarsened(pi.physics.Darcy(coarse, f=1.0, method="cg"), coarse, grid),
+               f"fno@{args.coarse}": Coarsened(fno, coarse, grid)}
     rows = []
     for i in range(args.first, args.first + args.problems):
         log_a = prior.sample(1, seed=500 + i)
