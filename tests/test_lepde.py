@@ -150,3 +150,25 @@ def test_paper_options_and_step_weights():
     w1 = lepde_loss(m, (hist, fut), w_recon=0, w_consistency=0, step_weights=[1, 0, 0])
     first = lepde_loss(m, (hist, fut[:, :1]), w_recon=0, w_consistency=0)
     assert torch.allclose(w1, first, rtol=1e-5)
+
+
+def test_cli_trains_lepde_and_records_steps_per_epoch_in_windows(tmp_path):
+    """``pdeinv train lepde`` on a generated ns_long file: the checkpoint loads, rolls out, and records the
+    optimiser steps per epoch from its training windows (not its trajectories), as the learning curves need."""
+    import math
+
+    from pdeinv.cli.app import main
+    from pdeinv.nn.base import load
+    data = tmp_path / "ns.nc"
+    assert main(["generate", "ns_long", "--n", "6", "--res", "16", "--seed", "0", "-o", str(data), "--quiet"]) == 0
+    out = tmp_path / "lepde.pt"
+    assert main(["train", "lepde", "--data", str(data), "--val-fraction", "0.2", "--epochs", "1", "--batch-size", "4",
+                 "-O", "in_frames=2", "-O", "horizon=2", "-O", "latent_dim=8", "-O", "width=4", "-O", "n_down=2",
+                 "-O", "evo_width=16", "-O", "evo_layers=1", "-o", str(out), "--quiet"]) == 0
+    model = load(out)
+    n_tr = 6 - round(0.2 * 6)                                   # trajectories after the validation split
+    windows = n_tr * (21 - 2 - 2 + 1)                           # 21 frames (w0 + 20), in_frames 2, horizon 2
+    assert model.trained_on["n_train"] == n_tr
+    assert model.trained_on["steps_per_epoch"] == math.ceil(windows / 4)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 2, 1, 16, 16), 3).shape == (1, 3, 1, 16, 16)

@@ -102,8 +102,12 @@ def interrupted(args) -> str:
     return "no epoch had finished, so nothing was written; run the same command again"
 
 
-def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[int] = None) -> Path:
+def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[int] = None,
+                       n_items: Optional[int] = None) -> Path:
     """Check the checkpoint path before training starts and record what the model is trained on.
+
+    ``n_train``: training samples; ``n_items``: training items per epoch when they differ (LE-PDE's windows),
+    for the recorded optimiser steps per epoch.
 
     Refused: the checkpoint (or its log) being an input, an existing checkpoint without ``--resume``
     or ``--overwrite``, a location that cannot be written.  ``model.trained_on`` gets the dataset's
@@ -126,8 +130,8 @@ def prepare_checkpoint(args, out: Path, ds=None, model=None, n_train: Optional[i
         sg = state_grid_of(ds).to_dict()
         if sg != rec["grid"]:
             rec["state_grid"] = sg
-        if n_train:
-            rec["steps_per_epoch"] = -(-int(n_train) // int(args.batch_size))
+        if n_items or n_train:
+            rec["steps_per_epoch"] = -(-int(n_items or n_train) // int(args.batch_size))
         if getattr(args, "init", None) and not (args.resume and out.exists()):
             from pdeinv.nn.pretrained import warm_start
             rec["init"] = warm_start(model, args.init)
@@ -296,7 +300,7 @@ def train_lepde(args) -> int:
     model = LEPDE(list(u.shape[3:]), in_channels=u.shape[2], in_frames=in_frames, seed=args.seed, **opts)
     model.fit_normalizers(tr)
     out = Path(args.out or f"lepde-{ds.attrs.get('task', 'data')}.pt")
-    prepare_checkpoint(args, out, ds, model, tr.shape[0])
+    prepare_checkpoint(args, out, ds, model, tr.shape[0], n_items=len(TrajectoryWindows(tr, in_frames, horizon)))
 
     def loss_fn(mod, batch):
         return lepde_loss(mod, batch, w_consistency=w_cons, step_weights=step_weights)
