@@ -77,6 +77,12 @@ def run(args):
     screens = {"pcn": None,
                f"coarse FD {args.coarse}²": Coarsened(pi.physics.Darcy(coarse, f=1.0, method="cg"), coarse, grid),
                f"fno@{args.coarse}": Coarsened(fno, coarse, grid)}
+    if args.timing:
+        t = timing(args, screens, prior, problem, noise, grid)
+        write_results(args.name, [t], "# per chain-state costs\n\n" + json.dumps(t, indent=1),
+                      meta={"argv": sys.argv[1:], "threads": torch.get_num_threads()})
+        print(t)
+        return None, None
     rows = []
     for i in range(args.first, args.first + args.problems):
         log_a = prior.sample(1, seed=500 + i)
@@ -108,18 +114,48 @@ def run(args):
                   "burn_in": args.burn_in, "threads": torch.get_num_threads()}
 
 
+def timing(args, screens, prior, problem, noise, grid, repeats: int = 30):
+    """Per chain-state costs on a quiet machine: the true model, each screen (batches of ``args.chains``
+    states, median of ``repeats``), and a pCN step's own work (a short pCN run minus its model calls)."""
+    obs = pi.PointObservation.random(grid, n=args.points, seed=600, exclude_boundary=True)
+    m = torch.exp(prior.sample(args.chains, seed=1))
+    out = {}
+    for name, screen in [("true", problem)] + [(k, v) for k, v in screens.items() if v is not None]:
+        ts = []
+        with torch.no_grad():
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                screen(m)
+                ts.append(time.perf_counter() - t0)
+        out[name] = float(np.median(ts)) / args.chains
+    fwd = pi.ForwardModel(problem, obs, noise=noise)
+    y = fwd(m[:1], seed=7)
+    r = pi.solvers.MCMC(prior, n_samples=100, n_chains=args.chains, step=0.2, transform=torch.exp, burn_in=100,
+                        seed=0)(y, fwd)
+    n = r.info["n_proposals"]
+    out["pcn_overhead"] = max(0.0, (r.info["wall_time"] - r.info["n_true_model_calls"] * out["true"]) / n)
+    return out
+
+
 def _scalar(v):
     return float(v[0]) if isinstance(v, (list, tuple)) else (None if v is None else float(v))
 
 
 def report(rows, meta, name, argv):
+    costs = meta.get("costs")
     for r in rows:
         for k in ("acceptance", "stage2", "ess_loglik", "ess_min", "rhat_loglik", "rhat_max", "step"):
             r[k] = _scalar(r.get(k))
+        if costs:      # seconds the run would take on the quiet machine: per-state costs x counts
+            screen = 0.0 if r["sampler"] == "pcn" else costs[r["sampler"]]
+            r["model_s"] = r["proposals"] * (costs["pcn_overhead"] + screen) + r["true_calls"] * costs["true"]
         base = next(b for b in rows if b["problem"] == r["problem"] and b["sampler"] == "pcn")
         r["time_vs_pcn"] = base["seconds"] / r["seconds"]
         r["ess_s_vs_pcn_loglik"] = (r["ess_loglik"] / r["seconds"]) / (base["ess_loglik"] / base["seconds"])
         r["ess_s_vs_pcn_min"] = (r["ess_min"] / r["seconds"]) / (base["ess_min"] / base["seconds"])
+        if costs:
+            r["model_ess_s_vs_pcn_loglik"] = (r["ess_loglik"] / r["model_s"]) / (base["ess_loglik"] / base["model_s"])
+            r["model_speedup"] = base["model_s"] / r["model_s"]
     samplers = list(dict.fromkeys(r["sampler"] for r in rows))
     summ = []
     for s in samplers:
@@ -132,6 +168,8 @@ def report(rows, meta, name, argv):
                      "time_vs_pcn": geo("time_vs_pcn"), "ess_s_vs_pcn_loglik": geo("ess_s_vs_pcn_loglik"),
                      "ess_s_vs_pcn_min": geo("ess_s_vs_pcn_min"),
                      "rhat_loglik_max": max(r["rhat_loglik"] for r in rs),
+                     **({"model_speedup": geo("model_speedup"), "model_ess_s_vs_pcn_loglik": geo("model_ess_s_vs_pcn_loglik")}
+                        if costs else {}),
                      "coverage90": float(np.mean([r["coverage90"] for r in rs]))})
     f = meta["fno"]
     md = (f"# Two-level MCMC where the simulator is dear: log-normal Darcy at {meta['res']}²\n\n"
@@ -149,7 +187,15 @@ def report(rows, meta, name, argv):
                             ("ess_s_vs_pcn_loglik", "ESS/s vs pcn (log-lik), geo. mean", "{:.2f}×"),
                             ("ess_s_vs_pcn_min", "ESS/s vs pcn (worst pixel), geo. mean", "{:.2f}×"),
                             ("rhat_loglik_max", "max R-hat (log-lik)", "{:.3f}"),
-                            ("coverage90", "90 % pixel coverage", "{:.2f}")])
+                            ("coverage90", "90 % pixel coverage", "{:.2f}")]
+                     + ([("model_speedup", "cost-model speed-up", "{:.2f}×"),
+                         ("model_ess_s_vs_pcn_loglik", "cost-model ESS/s vs pcn (log-lik)", "{:.2f}×")] if costs else []))
+          + (f"\n\nCost model (`--timing` on a quiet machine, seconds per chain-state): true model "
+             f"{costs['true']:.2e}, " + ", ".join(f"{k} {v:.2e}" for k, v in costs.items()
+                                                 if k not in ("true", "pcn_overhead"))
+             + f", pCN's own work per step {costs['pcn_overhead']:.2e}; modelled time = proposals x (own work + "
+             "screen) + simulator calls x true model.  The measured wall times above come from runs that shared "
+             "the 2 cores with other jobs whose number changed during the runs." if costs else "")
           + "\n\nPer problem:\n\n"
           + md_table(rows, [("problem", "problem", None), ("sampler", "sampler", None), ("seconds", "s", "{:.0f}"),
                             ("true_calls", "simulator calls", None), ("acceptance", "acceptance", "{:.3f}"),
@@ -180,6 +226,8 @@ def main(argv=None):
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--problems", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--timing", action="store_true", help="only measure the per-call costs (on a quiet machine)")
+    ap.add_argument("--costs", default=None, help="with --merge: a --timing results stem, for cost-modelled ESS/s")
     ap.add_argument("--merge", nargs="+", default=None, help="combine these results files (stems) into --name")
     ap.add_argument("--name", default="mcmc_2level-darcy129")
     args = ap.parse_args(argv)
@@ -190,9 +238,12 @@ def main(argv=None):
         rows = [r for p in parts for r in p["records"]]
         meta = {k: v for k, v in parts[0]["meta"].items() if k not in ("summary", "argv")}
         meta["parts"] = [p["meta"].get("argv") for p in parts]
+        if args.costs:
+            meta["costs"] = json.loads((RESULTS / f"{args.costs}.json").read_text())["records"][0]
         return report(rows, meta, args.name, argv)
     rows, meta = run(args)
-    report(rows, meta, args.name, argv)
+    if rows is not None:
+        report(rows, meta, args.name, argv)
 
 
 if __name__ == "__main__":
