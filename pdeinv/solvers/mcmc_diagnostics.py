@@ -52,12 +52,15 @@ def split_rhat(chains: np.ndarray) -> np.ndarray:
     return np.where(_varies(W), r, np.nan)
 
 
-def ess(chains: np.ndarray) -> np.ndarray:
+def ess(chains: np.ndarray, block: int | None = None) -> np.ndarray:
     r"""Multi-chain effective sample size per component of ``chains`` (K, N, D) (BDA3 §11.5).
 
     :math:`\hat\rho_t = 1 - (W - \frac1K\sum_k \gamma_{k,t})/\widehat{\mathrm{var}}^+`, summed in pairs
     :math:`P_t = \hat\rho_{2t} + \hat\rho_{2t+1}` while positive, made monotone (Geyer 1992);
     :math:`\mathrm{ESS} = KN / (-1 + 2\sum_t P_t)`.
+
+    Components are processed ``block`` at a time (default: about 256 MB of FFT workspace per block), so the
+    memory stays bounded for long chains of large fields; each component's value does not depend on it.
     """
     chains = np.asarray(chains, dtype=float)
     if chains.ndim == 2:
@@ -65,6 +68,16 @@ def ess(chains: np.ndarray) -> np.ndarray:
     K, N, D = chains.shape
     if N < 4:
         raise ValueError(f"ESS needs at least 4 samples per chain; got {N}")
+    if block is None:
+        nfft = 1 << (2 * N - 1).bit_length()
+        block = max(1, (1 << 24) // (K * (nfft // 2 + 1)))
+    out = np.concatenate([_ess(chains[..., i:i + block]) for i in range(0, D, int(block))])
+    return np.where(_varies(chains.var(1, ddof=1).mean(0)), out, np.nan)   # constant components: over all D
+
+
+def _ess(chains: np.ndarray) -> np.ndarray:
+    """ESS of each component of ``chains`` (K, N, D), constant components not yet masked."""
+    K, N, D = chains.shape
     acov = _autocov(chains)                                       # (K, N, D)
     W = chains.var(1, ddof=1).mean(0)
     means = chains.mean(1)
@@ -83,5 +96,4 @@ def ess(chains: np.ndarray) -> np.ndarray:
     P = np.where(mask, P, 0.0)
     tau = -1.0 + 2.0 * P.sum(0)
     tau = np.maximum(tau, 1.0 / np.log10(max(K * N, 10)))         # cap ESS for antithetic chains
-    out = K * N / tau
-    return np.where(_varies(W), out, np.nan)
+    return K * N / tau
