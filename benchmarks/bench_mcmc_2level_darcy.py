@@ -149,6 +149,7 @@ def report(rows, meta, name, argv):
         if costs:      # seconds the run would take on the quiet machine: per-state costs x counts
             screen = 0.0 if r["sampler"] == "pcn" else costs[r["sampler"]]
             r["model_s"] = r["proposals"] * (costs["pcn_overhead"] + screen) + r["true_calls"] * costs["true"]
+    for r in rows:
         base = next(b for b in rows if b["problem"] == r["problem"] and b["sampler"] == "pcn")
         r["time_vs_pcn"] = base["seconds"] / r["seconds"]
         r["ess_s_vs_pcn_loglik"] = (r["ess_loglik"] / r["seconds"]) / (base["ess_loglik"] / base["seconds"])
@@ -205,6 +206,7 @@ def report(rows, meta, name, argv):
                             ("ess_loglik_per_1k_calls", "ESS (log-lik) per 1000 simulator calls", "{:.1f}"),
                             ("ess_s_vs_pcn_loglik", "ESS/s vs pcn (log-lik)", "{:.2f}×"),
                             ("ess_s_vs_pcn_min", "ESS/s vs pcn (worst pixel)", "{:.2f}×"),
+                            ("model_ess_s_vs_pcn_loglik", "cost-model ESS/s vs pcn (log-lik)", "{:.2f}×"),
                             ("rel_l2_mean", "posterior mean rel. L2", "{:.3f}")])
           + f"\n\nCommand: `python benchmarks/bench_mcmc_2level_darcy.py {' '.join(argv)}`\n")
     write_results(name, rows, md, meta={**meta, "summary": summ, "argv": argv})
