@@ -38,30 +38,19 @@ from benchmarks._common import RESULTS, md_table, write_results  # noqa: E402
 from pdeinv.metrics import relative_l2  # noqa: E402
 from pdeinv.physics.resample import Coarsened  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pinn_mcmc import _train_fno  # noqa: E402  (the same law's FNO, trained the same way)
+
 
 def law(grid, sigma):
     return pi.GaussianRandomField(grid, alpha=2.0, tau=3.0, sigma=sigma, basis="cosine", mean=math.log(6.0))
 
 
 def train_fno(coarse, sigma, n_train, epochs, seed=0):
-    """FNO a -> u on the coarse grid, trained on ``n_train`` law pairs (+100 held out)."""
-    from pdeinv.nn.training import train
-    from pdeinv.surrogates import FNO
-    prob = pi.physics.Darcy(coarse, f=1.0, method="cg")
-    a = torch.exp(law(coarse, sigma).sample(n_train + 100, seed=seed))
-    with torch.no_grad():
-        u = torch.cat([prob(a[i:i + 100]) for i in range(0, a.shape[0], 100)])
-    model = FNO(n_modes=(8, 8), hidden_channels=16, n_layers=4, domain_padding=None, seed=seed)
-    model.fit_normalizers(a[:n_train].float(), u[:n_train].float())
-    t0 = time.perf_counter()
-    train(model, torch.utils.data.TensorDataset(a[:n_train].float(), u[:n_train].float()),
-          torch.utils.data.TensorDataset(a[n_train:].float(), u[n_train:].float()), epochs=epochs, batch_size=20,
-          lr=5e-3, verbose=False, seed=seed)
+    """FNO a -> u on the coarse grid, trained on ``n_train`` law pairs (+100 held out): ``bench_pinn_mcmc``'s."""
+    model, info = _train_fno(coarse, law(coarse, sigma), n_train, epochs, seed=seed)
     model.eval()
-    with torch.no_grad():
-        err = float(relative_l2(model(a[n_train:].float()).double(), u[n_train:]).mean())
-    return model, {"n_train": n_train, "epochs": epochs, "train_s": time.perf_counter() - t0, "val_rel_l2": err,
-                   "arch": "FNO(modes 8x8, width 16, 4 layers), a -> u on the coarse grid"}
+    return model, {**info, "train_s": info["train_seconds"], "arch": info["arch"] + ", on the coarse grid"}
 
 
 def run(args):

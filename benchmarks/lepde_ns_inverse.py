@@ -28,9 +28,7 @@ import time
 import numpy as np
 import torch
 
-
-def rel(pred, true):
-    return ((pred - true).flatten(1).norm(dim=1) / true.flatten(1).norm(dim=1))
+from pdeinv.metrics import relative_l2 as rel
 
 
 def ledoit_wolf(Z: torch.Tensor):
