@@ -132,7 +132,8 @@ def ns_latent_inverse(args, task, res, lepde, tr, held, te, in_frames):
                 "anneal": dict(s2=s_model, mu=mu, L=L, anneal=anneal)}
         for key, kw in runs.items():
             tt = time.perf_counter()
-            est, info = latent_invert(lepde, obs, y, n_roll=n_roll, frame_shape=frame_shape, **kw)
+            est, info = latent_invert(lepde, obs, y, n_roll=n_roll, frame_shape=frame_shape,
+                                      max_iter=args.inv_iter, **kw)
             out[key].append(dict(est=est, time=time.perf_counter() - tt, **info))
         tt = time.perf_counter()
         opts = {**task.map_options, "max_iter": args.inv_map_iter}
@@ -156,7 +157,7 @@ def ns_latent_inverse(args, task, res, lepde, tr, held, te, in_frames):
                f"rms.  Latent law: Gaussian fitted to {tr.shape[0]} encoded training windows (Ledoit-Wolf shrinkage "
                f"{shrink:.3f}).  Error model: LE-PDE's rollout error variance per lead time on {held.shape[0] + te.shape[0] - n} "
                f"held-out trajectories, rms {float(v.mean().sqrt()):.3g} against the noise's {sigma:.3g} on the last "
-               f"sample.  L-BFGS (strong Wolfe) to gradient tolerance 1e-6 (latent; <= 1000 iterations per stage); "
+               f"sample.  L-BFGS (strong Wolfe) to gradient tolerance 1e-6 (latent; <= {args.inv_iter} iterations per stage); "
                f"simulator MAP: the task's law on w0, whitened L-BFGS to its tolerance (<= {args.inv_map_iter} "
                "iterations).  chi²: mean squared misfit of the re-simulated answer over the noise variance (1 = fits "
                "the data to the noise).")
