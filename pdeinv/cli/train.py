@@ -376,7 +376,8 @@ def train_diffusion(args) -> int:
     """``pdeinv train diffusion --data FILE.nc --arch uno|unet``; ``-O`` takes the network's arguments, ``noise``
     (``grf``, ``white`` or a dict such as ``{"kind": "grf", "bc": "zero"}``), ``channels``, ``resolutions``,
     ``ema_decay``, ``gaussian_skip=spectral`` (a Gaussian fitted in the noise basis as the denoiser's linear
-    part; :mod:`pdeinv.priors.diffusion.spectral`) and the EDM schedule (``sigma_data`` 0.5, ``P_mean`` -1.2, ...)."""
+    part; :mod:`pdeinv.priors.diffusion.spectral`), ``damp_residual=true`` (the network's residual about it
+    damped at large noise) and the EDM schedule (``sigma_data`` 0.5, ``P_mean`` -1.2, ...)."""
     from pdeinv.data.io import load_dataset
     opts = parse_options(getattr(args, "option", []))
     arch = getattr(args, "arch", None) or opts.pop("arch", "unet")
@@ -386,13 +387,15 @@ def train_diffusion(args) -> int:
         raise ValueError(f"unknown denoiser architecture {arch!r}; expected one of {sorted(ARCHS)}")
     schedule_keys = ("sigma_data", "P_mean", "P_std", "sigma_min", "sigma_max", "rho")
     check_options(opts, f"the {arch} denoiser", ARCHS[arch],
-                  extra=("noise", "channels", "resolutions", "ema_decay", "gaussian_skip") + schedule_keys)
+                  extra=("noise", "channels", "resolutions", "ema_decay", "gaussian_skip", "damp_residual")
+                  + schedule_keys)
     schedule = {k: float(opts.pop(k)) for k in schedule_keys if k in opts}   # EDM schedule (default sigma_data 0.5)
     noise = opts.pop("noise", "grf" if arch == "uno" else "white")
     channels = opts.pop("channels", "joint")
     resolutions = opts.pop("resolutions", None)
     ema = opts.pop("ema_decay", 0.995)
     gaussian_skip = opts.pop("gaussian_skip", None)
+    damp_residual = bool(opts.pop("damp_residual", False))
     if gaussian_skip and resolutions:
         raise ValueError("-O gaussian_skip=spectral fits its Gaussian on the training grid; it cannot be combined "
                          "with -O resolutions=[...]")
@@ -410,7 +413,8 @@ def train_diffusion(args) -> int:
         x, vx = x[:-n_val], x[-n_val:]
     names = [ds.attrs.get("m_name", "m")] + ([ds.attrs.get("u_name", "u")] if channels == "joint" else [])
     model = EDMDenoiser(channels=x.shape[1], arch=arch, arch_kwargs=opts, noise=noise, channel_names=names,
-                        seed=args.seed, ema_decay=ema, schedule=schedule, gaussian_skip=gaussian_skip)
+                        seed=args.seed, ema_decay=ema, schedule=schedule, gaussian_skip=gaussian_skip,
+                        damp_residual=damp_residual)
     task = ds.attrs.get("task", "data")
     out = Path(args.out or f"diffusion-{arch}-{task}.pt")
     prepare_checkpoint(args, out, ds, model, x.shape[0])

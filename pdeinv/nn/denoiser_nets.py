@@ -108,10 +108,18 @@ class UNONet(nn.Module):
     embedding is on; spectral layers make it resolution-agnostic.  float32 only (neuraloperator,
     imported lazily).  ``noise_channel=True`` also feeds :math:`c_\text{noise}` as a constant input
     channel (the earlier design; off by default).
+
+    ``local=True`` adds a **local path** to every block: a 3×3 convolution of the block's input, resampled
+    to the block's output grid (average pooling / bilinear), added to the spectral block's output before the
+    FiLM, :math:`h_{k+1} = \mathrm{FNOBlock}_k(h_k) + \mathrm{Conv}^{3\times3}_k(h_k)`.  The spectral
+    layers keep only ``modes`` modes, so without it the network can shape pixel-scale structure (a binary
+    field's interfaces) only pointwise, and its draws carry isolated-pixel speckle
+    (``benchmarks/prior_speckle.py``).  The convolutions start at zero (an untrained model is the plain
+    UNO).  A 3×3 stencil is tied to the grid spacing: such a model serves its training grid.
     """
 
     def __init__(self, channels: int, hidden: int = 32, modes: int = 12, lifting: int = 64, emb_dim: int = 64,
-                 noise_channel: bool = False):
+                 noise_channel: bool = False, local: bool = False):
         super().__init__()
         import contextlib
         import io
@@ -132,6 +140,13 @@ class UNONet(nn.Module):
         for lin in self.film:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.local = None
+        if local:
+            self.local = nn.ModuleList([nn.Conv2d(b.in_channels, b.out_channels, 3, padding=1)
+                                        for b in self.uno.fno_blocks])
+            for conv in self.local:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
 
     @staticmethod
     def _modulate(h, lin, emb):
@@ -157,11 +172,24 @@ class UNONet(nn.Module):
                 skip = skips[uno.horizontal_skips_map[k]]
                 factors = [m / n for (m, n) in zip(x.shape, skip.shape)][-nd:]
                 x = torch.cat([x, resample(skip, factors, list(range(-nd, 0)))], dim=1)
-            x = uno.fno_blocks[k](x, output_shape=output_shape if k == uno.n_layers - 1 else None)
-            x = self._modulate(x, self.film[k + 1], emb)
+            h = uno.fno_blocks[k](x, output_shape=output_shape if k == uno.n_layers - 1 else None)
+            if self.local is not None:
+                h = h + _to_shape(self.local[k](x), h.shape[-2:])
+            x = self._modulate(h, self.film[k + 1], emb)
             if k in uno.horizontal_skips_map.values():
                 skips[k] = uno.horizontal_skips[str(k)](x)
         return uno.projection(x)
+
+
+def _to_shape(h: torch.Tensor, shape) -> torch.Tensor:
+    """``(B, C, H, W)`` onto the grid ``shape``: average pooling down by an integer factor, else bilinear."""
+    shape = tuple(int(v) for v in shape)
+    if tuple(h.shape[-2:]) == shape:
+        return h
+    fh, fw = h.shape[-2] / shape[0], h.shape[-1] / shape[1]
+    if fh == fw and fh == int(fh) and fh > 1:
+        return F.avg_pool2d(h, int(fh))
+    return F.interpolate(h, size=shape, mode="bilinear", align_corners=False)
 
 
 ARCHS = {"unet": UNet, "uno": UNONet}

@@ -185,6 +185,14 @@ class EDMDenoiser(Network):
     (GRF noise only): the skip term ``c_skip z`` becomes the Wiener filter of a Gaussian fitted per mode to
     the training fields (:mod:`.spectral`, fitted by :meth:`fit_normalizers`), and the network's last layer
     starts at zero, so it learns only what that Gaussian misses; the model then serves its training grid.
+    ``damp_residual=True`` (with ``gaussian_skip`` only) scales that residual by
+    :math:`s(\sigma) = \sigma_d/\sqrt{\sigma^2+\sigma_d^2}`: :math:`D = D_G + s\,c_\text{out}\,F_\theta`.
+    For any law with finite third moments the exact :math:`D - D_G` shrinks like :math:`\sigma^{-2}` at large
+    :math:`\sigma` and its Jacobian like :math:`\sigma^{-3}` (the non-Gaussian cumulants are swamped by the
+    noise), while :math:`D_G`'s Jacobian, positive definite, is of order :math:`\sigma^{-2}`.  Undamped, a
+    network Jacobian error of order :math:`\sigma_d/\sigma` already outweighs it, and :math:`\kappa` turns
+    negative (the shipped darcy64-uno, issue 13); damped, the error must be of order 1.  At
+    :math:`\sigma \ll \sigma_d` nothing changes.
 
     ``denoise(z, sigma)`` works on normalised fields (what the samplers use);
     ``model(x, sigma)`` takes and returns physical units.  ``encode``/``decode``
@@ -207,7 +215,8 @@ class EDMDenoiser(Network):
                  noise="white", schedule: Optional[dict] = None, channel_names: Optional[Sequence[str]] = None,
                  ndim: int = 2, seed: int = 0, guidance_weights: Optional[dict] = None, train_res: Optional[int] = None,
                  ema_decay: Optional[float] = 0.995, in_channels: Optional[int] = None,
-                 out_channels: Optional[int] = None, gaussian_skip: Optional[str] = None):
+                 out_channels: Optional[int] = None, gaussian_skip: Optional[str] = None,
+                 damp_residual: bool = False):
         for k, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v is not None and int(v) != int(channels):   # (kept in the config by the Surrogate base)
                 raise ValueError(f"{k}={v} differs from channels={channels}")
@@ -218,6 +227,9 @@ class EDMDenoiser(Network):
             raise ValueError(f"gaussian_skip must be None or 'spectral'; got {gaussian_skip!r}")
         if gaussian_skip and noise_obj.kind != "grf":
             raise ValueError("gaussian_skip='spectral' needs GRF noise (noise='grf'): its basis diagonalises K")
+        if damp_residual and not gaussian_skip:
+            raise ValueError("damp_residual=True damps the residual about a fitted Gaussian: it needs "
+                             "gaussian_skip='spectral'")
         channel_names = list(channel_names) if channel_names is not None else [f"c{i}" for i in range(channels)]
         if len(channel_names) != int(channels):
             raise ValueError(f"channel_names {channel_names} do not match channels={channels}")
@@ -225,7 +237,8 @@ class EDMDenoiser(Network):
                          arch_kwargs=dict(arch_kwargs or {}), noise=noise_obj.to_dict(),
                          schedule=EDMSchedule(**(schedule or {})).to_dict(), channel_names=channel_names, ndim=int(ndim),
                          seed=int(seed), guidance_weights=dict(guidance_weights or {}), train_res=train_res,
-                         ema_decay=ema_decay, **({"gaussian_skip": gaussian_skip} if gaussian_skip else {}))
+                         ema_decay=ema_decay, **({"gaussian_skip": gaussian_skip} if gaussian_skip else {}),
+                         **({"damp_residual": True} if damp_residual else {}))
         self.noise = noise_obj
         self.schedule = EDMSchedule(**(schedule or {}))
         # marks the convention (normalised std = sigma_data, per-block noise embedding); see load_state_dict
@@ -319,7 +332,8 @@ class EDMDenoiser(Network):
     # ------------------------------------------------------------------ denoising
     def denoise(self, z: torch.Tensor, sigma) -> torch.Tensor:
         r""":math:`D(z, \sigma) = c_\text{skip} z + c_\text{out} F(c_\text{in} z, c_\text{noise})` (normalised units;
-        with ``gaussian_skip`` the fitted Gaussian's :math:`D_G(z, \sigma)` replaces :math:`c_\text{skip} z`).
+        with ``gaussian_skip`` the fitted Gaussian's :math:`D_G(z, \sigma)` replaces :math:`c_\text{skip} z`, and
+        ``damp_residual`` multiplies :math:`c_\text{out}` by :math:`\sigma_d/\sqrt{\sigma^2+\sigma_d^2}`).
 
         The network runs in float32; the result is in ``z``'s dtype.
         """
@@ -331,7 +345,10 @@ class EDMDenoiser(Network):
         net = self.ema_net if (self.ema_net is not None and not self.training) else self.net
         Fx = net(sch.c_in(sf) * zf, sch.c_noise(sf.reshape(-1)))
         skip = sch.c_skip(s) * z if self.gaussian is None else self.gaussian.denoise(z, s.reshape(-1), self.noise)
-        return skip + sch.c_out(s) * Fx.to(z.dtype)
+        c = sch.c_out(s)
+        if self.config.get("damp_residual"):
+            c = c * sch.sigma_data / (s ** 2 + sch.sigma_data ** 2) ** 0.5
+        return skip + c * Fx.to(z.dtype)
 
     def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Denoise a physical field ``x`` at normalised noise level ``sigma`` (default ``sigma_min``)."""
