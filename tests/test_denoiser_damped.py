@@ -53,8 +53,9 @@ def _model(damp, local=False, seed=0):
     return m.eval()
 
 
-def test_damping_scales_the_network_residual_by_s_sigma(tmp_path):
-    damped, plain = _model(True), _model(False)
+@pytest.mark.parametrize("damp", [True, 1.5])
+def test_damping_scales_the_network_residual_by_s_sigma(tmp_path, damp):
+    damped, plain = _model(damp), _model(False)
     plain.net.load_state_dict(damped.net.state_dict())
     z = torch.randn(3, 1, 12, 12, dtype=torch.float64)
     sd = damped.schedule.sigma_data
@@ -63,19 +64,23 @@ def test_damping_scales_the_network_residual_by_s_sigma(tmp_path):
             dg = damped.gaussian.denoise(z, torch.full((3,), sigma), damped.noise)
             r_d = damped.denoise(z, sigma) - dg
             r_p = plain.denoise(z, sigma) - dg
-        s = sd / math.sqrt(sigma ** 2 + sd ** 2)
+        s = sd / math.sqrt(sigma ** 2 + sd ** 2) if damp is True else damp ** 2 / (sigma ** 2 + damp ** 2)
         assert torch.allclose(r_d, s * r_p, rtol=1e-6, atol=1e-9 * float(r_p.abs().max())), sigma
         assert float(r_p.abs().max()) > 0
     back = EDMDenoiser.load(damped.save(tmp_path / "d.pt")).eval()
-    assert back.config["damp_residual"] is True
+    assert back.config["damp_residual"] == damp
     with torch.no_grad():
         assert torch.allclose(back.denoise(z, 3.0), damped.denoise(z, 3.0))
     assert "damp_residual" not in plain.config          # old configs stay as they were
 
 
-def test_damp_residual_needs_the_gaussian_skip():
+def test_damp_residual_needs_the_gaussian_skip_and_a_valid_knee():
     with pytest.raises(ValueError, match="gaussian_skip"):
         EDMDenoiser(channels=1, arch="uno", arch_kwargs=SMALL, noise="grf", damp_residual=True)
+    for bad in (-1.0, 0.0, "yes"):
+        with pytest.raises(ValueError, match="knee"):
+            EDMDenoiser(channels=1, arch="uno", arch_kwargs=SMALL, noise="grf", gaussian_skip="spectral",
+                        damp_residual=bad)
 
 
 def test_local_path_starts_at_zero_and_learns_pixel_scale_structure():

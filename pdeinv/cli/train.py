@@ -376,8 +376,8 @@ def train_diffusion(args) -> int:
     """``pdeinv train diffusion --data FILE.nc --arch uno|unet``; ``-O`` takes the network's arguments, ``noise``
     (``grf``, ``white`` or a dict such as ``{"kind": "grf", "bc": "zero"}``), ``channels``, ``resolutions``,
     ``ema_decay``, ``gaussian_skip=spectral`` (a Gaussian fitted in the noise basis as the denoiser's linear
-    part; :mod:`pdeinv.priors.diffusion.spectral`), ``damp_residual=true`` (the network's residual about it
-    damped at large noise) and the EDM schedule (``sigma_data`` 0.5, ``P_mean`` -1.2, ...)."""
+    part; :mod:`pdeinv.priors.diffusion.spectral`), ``damp_residual=true`` or ``=SIGMA_C`` (the network's residual
+    about it damped at large noise) and the EDM schedule (``sigma_data`` 0.5, ``P_mean`` -1.2, ...)."""
     from pdeinv.data.io import load_dataset
     opts = parse_options(getattr(args, "option", []))
     arch = getattr(args, "arch", None) or opts.pop("arch", "unet")
@@ -395,7 +395,7 @@ def train_diffusion(args) -> int:
     resolutions = opts.pop("resolutions", None)
     ema = opts.pop("ema_decay", 0.995)
     gaussian_skip = opts.pop("gaussian_skip", None)
-    damp_residual = bool(opts.pop("damp_residual", False))
+    damp_residual = opts.pop("damp_residual", False)
     if gaussian_skip and resolutions:
         raise ValueError("-O gaussian_skip=spectral fits its Gaussian on the training grid; it cannot be combined "
                          "with -O resolutions=[...]")

@@ -185,14 +185,18 @@ class EDMDenoiser(Network):
     (GRF noise only): the skip term ``c_skip z`` becomes the Wiener filter of a Gaussian fitted per mode to
     the training fields (:mod:`.spectral`, fitted by :meth:`fit_normalizers`), and the network's last layer
     starts at zero, so it learns only what that Gaussian misses; the model then serves its training grid.
-    ``damp_residual=True`` (with ``gaussian_skip`` only) scales that residual by
-    :math:`s(\sigma) = \sigma_d/\sqrt{\sigma^2+\sigma_d^2}`: :math:`D = D_G + s\,c_\text{out}\,F_\theta`.
-    For any law with finite third moments the exact :math:`D - D_G` shrinks like :math:`\sigma^{-2}` at large
-    :math:`\sigma` and its Jacobian like :math:`\sigma^{-3}` (the non-Gaussian cumulants are swamped by the
-    noise), while :math:`D_G`'s Jacobian, positive definite, is of order :math:`\sigma^{-2}`.  Undamped, a
-    network Jacobian error of order :math:`\sigma_d/\sigma` already outweighs it, and :math:`\kappa` turns
-    negative (the shipped darcy64-uno, issue 13); damped, the error must be of order 1.  At
-    :math:`\sigma \ll \sigma_d` nothing changes.
+    ``damp_residual`` (with ``gaussian_skip`` only) damps that residual at large noise,
+    :math:`D = D_G + s(\sigma)\,c_\text{out}\,F_\theta`.  For any law with finite third moments the exact
+    :math:`D - D_G` shrinks like :math:`\sigma^{-2}` at large :math:`\sigma` and its Jacobian like
+    :math:`\sigma^{-3}` (the non-Gaussian cumulants are swamped by the noise), while :math:`D_G`'s Jacobian,
+    positive definite, is of order :math:`\sigma^{-2}`.  Undamped (:math:`c_\text{out} \to \sigma_d`), a
+    network Jacobian error of order :math:`\sigma_d/\sigma` outweighs :math:`D_G`'s and :math:`\kappa` turns
+    negative (the first darcy64-uno, issue 13).  A number :math:`\sigma_c` gives
+    :math:`s = \sigma_c^2/(\sigma^2+\sigma_c^2)`: then :math:`s\,c_\text{out} \sim \sigma^{-2}`, the exact
+    residual's own rate, so :math:`F_\theta` stays of order one and its Jacobian term falls like
+    :math:`\sigma^{-3}`, below :math:`D_G`'s for any bounded network Jacobian.  ``True`` gives the milder
+    :math:`s = \sigma_d/\sqrt{\sigma^2+\sigma_d^2}` (the residual's Jacobian term then has :math:`D_G`'s
+    order, and :math:`\kappa` can still dip below zero).  At :math:`\sigma \ll \sigma_c` nothing changes.
 
     ``denoise(z, sigma)`` works on normalised fields (what the samplers use);
     ``model(x, sigma)`` takes and returns physical units.  ``encode``/``decode``
@@ -216,7 +220,7 @@ class EDMDenoiser(Network):
                  ndim: int = 2, seed: int = 0, guidance_weights: Optional[dict] = None, train_res: Optional[int] = None,
                  ema_decay: Optional[float] = 0.995, in_channels: Optional[int] = None,
                  out_channels: Optional[int] = None, gaussian_skip: Optional[str] = None,
-                 damp_residual: bool = False):
+                 damp_residual=False):
         for k, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v is not None and int(v) != int(channels):   # (kept in the config by the Surrogate base)
                 raise ValueError(f"{k}={v} differs from channels={channels}")
@@ -227,8 +231,11 @@ class EDMDenoiser(Network):
             raise ValueError(f"gaussian_skip must be None or 'spectral'; got {gaussian_skip!r}")
         if gaussian_skip and noise_obj.kind != "grf":
             raise ValueError("gaussian_skip='spectral' needs GRF noise (noise='grf'): its basis diagonalises K")
+        if damp_residual is not False and damp_residual is not None and not (
+                damp_residual is True or (isinstance(damp_residual, (int, float)) and damp_residual > 0)):
+            raise ValueError(f"damp_residual must be False, True or a knee sigma_c > 0; got {damp_residual!r}")
         if damp_residual and not gaussian_skip:
-            raise ValueError("damp_residual=True damps the residual about a fitted Gaussian: it needs "
+            raise ValueError("damp_residual damps the residual about a fitted Gaussian: it needs "
                              "gaussian_skip='spectral'")
         channel_names = list(channel_names) if channel_names is not None else [f"c{i}" for i in range(channels)]
         if len(channel_names) != int(channels):
@@ -238,7 +245,8 @@ class EDMDenoiser(Network):
                          schedule=EDMSchedule(**(schedule or {})).to_dict(), channel_names=channel_names, ndim=int(ndim),
                          seed=int(seed), guidance_weights=dict(guidance_weights or {}), train_res=train_res,
                          ema_decay=ema_decay, **({"gaussian_skip": gaussian_skip} if gaussian_skip else {}),
-                         **({"damp_residual": True} if damp_residual else {}))
+                         **({"damp_residual": damp_residual if damp_residual is True else float(damp_residual)}
+                            if damp_residual else {}))
         self.noise = noise_obj
         self.schedule = EDMSchedule(**(schedule or {}))
         # marks the convention (normalised std = sigma_data, per-block noise embedding); see load_state_dict
@@ -333,7 +341,8 @@ class EDMDenoiser(Network):
     def denoise(self, z: torch.Tensor, sigma) -> torch.Tensor:
         r""":math:`D(z, \sigma) = c_\text{skip} z + c_\text{out} F(c_\text{in} z, c_\text{noise})` (normalised units;
         with ``gaussian_skip`` the fitted Gaussian's :math:`D_G(z, \sigma)` replaces :math:`c_\text{skip} z`, and
-        ``damp_residual`` multiplies :math:`c_\text{out}` by :math:`\sigma_d/\sqrt{\sigma^2+\sigma_d^2}`).
+        ``damp_residual`` multiplies :math:`c_\text{out}` by :math:`s(\sigma)`: :math:`\sigma_d/\sqrt{\sigma^2+\sigma_d^2}`
+        for ``True``, :math:`\sigma_c^2/(\sigma^2+\sigma_c^2)` for a number :math:`\sigma_c`).
 
         The network runs in float32; the result is in ``z``'s dtype.
         """
@@ -346,8 +355,11 @@ class EDMDenoiser(Network):
         Fx = net(sch.c_in(sf) * zf, sch.c_noise(sf.reshape(-1)))
         skip = sch.c_skip(s) * z if self.gaussian is None else self.gaussian.denoise(z, s.reshape(-1), self.noise)
         c = sch.c_out(s)
-        if self.config.get("damp_residual"):
+        damp = self.config.get("damp_residual")
+        if damp is True:
             c = c * sch.sigma_data / (s ** 2 + sch.sigma_data ** 2) ** 0.5
+        elif damp:
+            c = c * damp ** 2 / (s ** 2 + damp ** 2)
         return skip + c * Fx.to(z.dtype)
 
     def forward(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
