@@ -197,7 +197,8 @@ def prior_curve(a):
                             ("binary_fraction", "binary fraction (law 1)", "{:.3f}"),
                             ("interface_fraction", "interface fraction", "{:.3f}"),
                             ("interface_fraction_law", "law", "{:.3f}"),
-                            ("daps_samples", "DAPS samples", "{}"), ("daps_rel_l2", "DAPS rel. L2", "{:.4f}"), ("map_rel_l2", "MAP rel. L2", "{:.4f}"),
+                            ("daps_samples", "DAPS samples", "{}"), ("daps_rel_l2", "DAPS rel. L2", "{:.4f}"),
+                            ("map_rel_l2", "MAP rel. L2", "{:.4f}"),
                             ("ratio", "DAPS / MAP", "{:.3f}"),
                             ("daps_pixel_error", "DAPS pixel error", "{:.4f}"),
                             ("map_pixel_error", "MAP pixel error", "{:.4f}")])
