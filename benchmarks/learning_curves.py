@@ -133,13 +133,14 @@ def prior_curve(a):
     grid, problem = task.make(a.res)
     ref_m = task.sample_m(grid, a.n_ref, seed=4242)
     ref = torch.cat([ref_m, problem(ref_m)], 1).float()
-    cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.n, verbose=False)
-    m_all, u_all = load_split(cfg, "test", a.n)
-    samples = [make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1]) for i in range(a.n)]
+    samples = []
+    if a.n:                     # --n 0: prior health only (no MAP, no DAPS)
+        cfg = BenchConfig(task=a.task, res=a.res, n_train=1000, n_test=a.n, verbose=False)
+        m_all, u_all = load_split(cfg, "test", a.n)
+        samples = [make_sample(cfg, i, m_all[i:i + 1], u_all[i:i + 1]) for i in range(a.n)]
     from pdeinv.physics import ForwardModel
     fwds = [ForwardModel(problem, s.observation, s.noise) for s in samples]
     map_m = [build("map", task, a.res)(s.y, f, seed=s.method_seed).m.reshape(s.m.shape) for s, f in zip(samples, fwds)]
-    # --n 0: prior health only (no MAP, no DAPS), e.g. for the early snapshots of a long training
     map_err = [float(metrics.relative_l2(m, s.m)) for m, s in zip(map_m, samples)]
     map_px = [float(metrics.error_rate(m, s.m)) for m, s in zip(map_m, samples)] if a.task == "darcy" else []
     binary = tuple(task.attrs.get("binary", ())) or ((3.0, 12.0) if a.task == "darcy" else None)
