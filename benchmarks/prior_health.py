@@ -4,7 +4,8 @@
 
 Runs :func:`pdeinv.priors.diffusion.health.check_prior` (kappa > 0 at every noise level of the sampling
 schedule; unconditional draws against law draws: mean, std, two-point correlations, and the binary and
-interface fractions for Darcy) and prints the summary figures on one line.
+interface fractions for Darcy) and prints the summary figures on one line, with the kappa profile (per noise
+level: the smallest and median kappa of the probes and how many were <= 0).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def main(argv=None):
         if key in rep.statistics:
             out[key] = rep.statistics[key]["drawn"]
             out[key + "_law"] = rep.statistics[key]["reference"]
+    out["kappa_profile"] = rep.kappa           # per noise level: sigma, min and median kappa, probes <= 0
     print(json.dumps(out))
 
 
