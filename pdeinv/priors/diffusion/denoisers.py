@@ -341,8 +341,9 @@ class EDMDenoiser(Network):
     def denoise(self, z: torch.Tensor, sigma) -> torch.Tensor:
         r""":math:`D(z, \sigma) = c_\text{skip} z + c_\text{out} F(c_\text{in} z, c_\text{noise})` (normalised units;
         with ``gaussian_skip`` the fitted Gaussian's :math:`D_G(z, \sigma)` replaces :math:`c_\text{skip} z`, and
-        ``damp_residual`` multiplies :math:`c_\text{out}` by :math:`s(\sigma)`: :math:`\sigma_d/\sqrt{\sigma^2+\sigma_d^2}`
-        for ``True``, :math:`\sigma_c^2/(\sigma^2+\sigma_c^2)` for a number :math:`\sigma_c`).
+        ``damp_residual`` multiplies :math:`c_\text{out}` by :math:`s(\sigma)`:
+        :math:`\sigma_d/\sqrt{\sigma^2+\sigma_d^2}` for ``True``, :math:`\sigma_c^2/(\sigma^2+\sigma_c^2)` for a
+        number :math:`\sigma_c`).
 
         The network runs in float32; the result is in ``z``'s dtype.
         """
