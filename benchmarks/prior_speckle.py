@@ -33,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import md_table, write_results  # noqa: E402
+from pdeinv.nn.pretrained import resolve  # noqa: E402
 from pdeinv.priors import pretrained  # noqa: E402
 from pdeinv.priors.diffusion.health import sample_prior  # noqa: E402
 from pdeinv.tasks import TASKS  # noqa: E402
@@ -79,15 +80,6 @@ class WithHead(nn.Module):
         return self.head(x, self.net(x, c_noise), c_noise.reshape(-1).expand(x.shape[0]))
 
 
-def _load_prior(spec):
-    """A shipped prior's name or a checkpoint path."""
-    import os
-    if os.path.exists(spec):
-        from pdeinv.nn.base import load
-        return load(spec).eval()
-    return pretrained(spec)
-
-
 def flip_table(specs, sigmas=(0.02, 0.1, 0.3, 1.0), rate=0.01, n=8, name="prior_speckle-flip", argv=None):
     """Does one denoiser call remove speckle?  Law draws (with their solutions ``u``) get ``rate`` of their
     pixels flipped 3 <-> 12, then GRF noise at ``sigma`` and one call of ``D``; the isolated-pixel share of
@@ -101,7 +93,7 @@ def flip_table(specs, sigmas=(0.02, 0.1, 0.3, 1.0), rate=0.01, n=8, name="prior_
     rows = [{"source": "law draws", "sigma": None, **speckle_stats(m.double())},
             {"source": f"law draws, {rate:.0%} of pixels flipped", "sigma": None, **speckle_stats(ms.double())}]
     for spec in specs:
-        model = _load_prior(spec)
+        model = resolve(spec).eval()          # a shipped prior's name or a checkpoint path
         xs = torch.cat([ms, u], 1)[:, :int(model.config["channels"])].float()
         for sigma in sigmas:
             nz = model.noise.sample(xs.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
