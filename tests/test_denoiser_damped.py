@@ -109,3 +109,28 @@ def test_local_path_starts_at_zero_and_learns_pixel_scale_structure():
         losses[name] = float(loss)
     # the constant guess 0 has loss 1 (target +-1)
     assert losses["local"] < 0.3 and losses["local"] < 0.5 * losses["plain"]
+
+
+def test_cli_trains_a_damped_local_prior(tmp_path):
+    """`pdeinv train diffusion -O gaussian_skip=spectral -O damp_residual=1.5 -O local=true` reaches the model:
+    the checkpoint records both options and its residual about the fitted Gaussian is damped by s(sigma)."""
+    from pdeinv.cli import main
+    from pdeinv.nn.base import load
+    data = tmp_path / "d.nc"
+    assert main(["generate", "darcy", "--n", "12", "--res", "12", "-o", str(data), "--quiet"]) == 0
+    out = tmp_path / "p.pt"
+    assert main(["train", "diffusion", "--data", str(data), "--epochs", "1", "--batch-size", "4", "--quiet",
+                 "--arch", "uno", "-O", "hidden=8", "-O", "modes=4", "-O", "lifting=8", "-O", "local=true",
+                 "-O", "gaussian_skip=spectral", "-O", "damp_residual=1.5", "-o", str(out)]) == 0
+    model = load(out).eval()
+    assert model.config["damp_residual"] == 1.5 and model.config["arch_kwargs"]["local"] is True
+    assert model.net.local is not None and len(model.net.local) == len(model.net.uno.fno_blocks)
+    z = torch.randn(2, 2, 12, 12, dtype=torch.float64)
+    sigma = 40.0
+    with torch.no_grad():
+        dg = model.gaussian.denoise(z, torch.full((2,), sigma), model.noise)
+        F = model.ema_net(model.schedule.c_in(torch.tensor(sigma)) * z.float(),
+                          model.schedule.c_noise(torch.full((2,), sigma))).double()
+        r = model.denoise(z, sigma) - dg
+    s = 1.5 ** 2 / (sigma ** 2 + 1.5 ** 2)
+    assert torch.allclose(r, s * model.schedule.c_out(sigma) * F, rtol=1e-5, atol=1e-12)
