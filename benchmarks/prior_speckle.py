@@ -80,6 +80,11 @@ class WithHead(nn.Module):
         return self.head(x, self.net(x, c_noise), c_noise.reshape(-1).expand(x.shape[0]))
 
 
+def _command(argv) -> str:
+    """The results file's command line."""
+    return f"\n\nCommand: `python benchmarks/prior_speckle.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n"
+
+
 def flip_table(specs, sigmas=(0.02, 0.1, 0.3, 1.0), rate=0.01, n=8, name="prior_speckle-flip", argv=None):
     """Does one denoiser call remove speckle?  Law draws (with their solutions ``u``) get ``rate`` of their
     pixels flipped 3 <-> 12, then GRF noise at ``sigma`` and one call of ``D``; the isolated-pixel share of
@@ -88,8 +93,9 @@ def flip_table(specs, sigmas=(0.02, 0.1, 0.3, 1.0), rate=0.01, n=8, name="prior_
     grid, problem = task.make(64)
     m = task.sample_m(grid, n, seed=4242)
     u = problem(m)
+    lo, hi = (float(v) for v in task.attrs.get("binary", (3.0, 12.0)))
     flip = torch.rand(m.shape, generator=torch.Generator().manual_seed(0)) < rate
-    ms = torch.where(flip, 15.0 - m, m)
+    ms = torch.where(flip, lo + hi - m, m)                  # lo <-> hi
     rows = [{"source": "law draws", "sigma": None, **speckle_stats(m.double())},
             {"source": f"law draws, {rate:.0%} of pixels flipped", "sigma": None, **speckle_stats(ms.double())}]
     for spec in specs:
@@ -107,7 +113,7 @@ def flip_table(specs, sigmas=(0.02, 0.1, 0.3, 1.0), rate=0.01, n=8, name="prior_
           "network that never saw pixel-scale noise in training (GRF noise has little) may keep them.\n\n"
           + md_table(rows, [("source", "fields", None), ("sigma", "sigma", "{}"),
                             ("isolated", "isolated pixels", "{:.4f}"), ("interface", "interface", "{:.4f}")])
-          + f"\n\nCommand: `python benchmarks/prior_speckle.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
+          + _command(argv))
     write_results(name, rows, md, meta={"models": list(specs), "sigmas": list(sigmas), "rate": rate})
     print(md)
 
@@ -169,7 +175,7 @@ def main(argv=None):
                             ("isolated", "isolated pixels", "{:.4f}"),
                             ("interface_majority", "interface after majority", "{:.4f}"),
                             ("high_share", "share at 12", "{:.3f}")])
-          + f"\n\nCommand: `python benchmarks/prior_speckle.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
+          + _command(argv))
     write_results(f"prior_speckle-{args.prior}", rows, md, meta=vars(args))
     print(md)
 
